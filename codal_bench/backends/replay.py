@@ -1,0 +1,75 @@
+"""Replay: answers from a samples file instead of a model.
+
+The file is EvalPlus-compatible JSONL: one object per line with `task_id` and `solution` (full
+code) or `completion` (text that follows the prompt). Several lines for one task are its samples
+0, 1, 2, ... in file order. A file that covers only some tasks restricts the run to those tasks,
+which is why the backend reports what it covers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..types import Generation, Request, UsageError
+
+
+class ReplayBackend:
+    def __init__(self, model: str, **options: Any) -> None:
+        self.path = Path(model).expanduser()
+        if not self.path.is_file():
+            raise UsageError(f"replay: samples file {self.path} does not exist")
+        raw = self.path.read_bytes()
+        self.sha256 = hashlib.sha256(raw).hexdigest()
+        if self.path.suffix == ".gz":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise UsageError(f"replay: {self.path}: not a readable gzip file ({exc})") from exc
+        self.answers: dict[str, list[str]] = {}
+        for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"replay: {self.path}:{n}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("task_id"), str):
+                raise UsageError(f"replay: {self.path}:{n}: field 'task_id' is missing")
+            text = row.get("solution", row.get("completion"))
+            if not isinstance(text, str):
+                raise UsageError(
+                    f"replay: {self.path}:{n}: field 'solution' or 'completion' is missing "
+                    "or not a string"
+                )
+            self.answers.setdefault(row["task_id"], []).append(text)
+        if not self.answers:
+            raise UsageError(f"replay: {self.path}: no samples")
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "replay", "path": str(self.path.resolve()), "sha256": self.sha256}
+
+    def covered_items(self) -> dict[str, int]:
+        """item id -> number of samples in the file."""
+        return {k: len(v) for k, v in self.answers.items()}
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        out = []
+        for r in requests:
+            texts = self.answers.get(r.item_id, [])
+            if r.sample_index < len(texts):
+                out.append(Generation(r.key, texts[r.sample_index], finish_reason="replay"))
+            else:
+                out.append(
+                    Generation(
+                        r.key, None, f"replay file has no sample {r.sample_index} for {r.item_id}"
+                    )
+                )
+        return out
+
+    def close(self) -> None:
+        pass

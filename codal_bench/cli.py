@@ -1,0 +1,285 @@
+"""Command line: parse, call into the package, print. No logic lives here.
+
+Imports are deferred into the commands so that `codal-eval --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from click_default_group import DefaultGroup
+
+from .types import CodalError
+
+_TASK_HELP = "Comma-separated tasks (default: codal-bench,humaneval-plus)."
+
+
+def _store(path: str | None, readonly: bool = False) -> Any:
+    from .store import Store, default_store_path
+
+    return Store(path or default_store_path(), readonly=readonly)
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    if value.startswith("@"):
+        text = Path(value[1:]).read_text(encoding="utf-8")
+        return [x.strip() for x in text.replace(",", "\n").splitlines() if x.strip()]
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def _data_map(values: tuple[str, ...], tasks: list[str]) -> dict[str, str]:
+    """`--data PATH` or `--data TASK=PATH`; a bare path goes to the task it obviously belongs to."""
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if sep and not Path(v).exists():
+            out[name] = path
+        elif len(tasks) == 1:
+            out[tasks[0]] = v
+        elif "humaneval" in Path(v).name.lower():
+            out["humaneval"] = v
+        else:
+            out["codal-bench"] = v
+    return out
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+@click.group(cls=DefaultGroup, default="run", default_if_no_args=False)
+@click.version_option(package_name="codal-eval")
+def cli() -> None:
+    """Evaluate a code LLM on CODAL-Bench and HumanEval+, and file it in a leaderboard.
+
+    `codal-eval --model SPEC --judge SPEC` runs the default command (run).
+    """
+
+
+def _model_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--base-url", help="OpenAI-compatible server for the model (e.g. vllm serve)."),
+        click.option("-M", "model_kv", multiple=True, metavar="KEY=VALUE", help="Backend option for the model."),
+        click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True),
+    ]):  # fmt: skip
+        f = opt(f)
+    return f
+
+
+def _judge_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--judge", help="Judge model spec (gpt-4, claude-…, a checkpoint dir, smollm2, BACKEND:NAME)."),
+        click.option("--judge-templates", help="Judge template set: a name under judges/ or a folder (ours or upstream)."),
+        click.option("--reference", help="Reference column: gpt-4-turbo, gpt-3.5-turbo or claude-3-sonnet-20240229."),
+        click.option("--judge-base-url", help="OpenAI-compatible server for the judge."),
+        click.option("-J", "judge_kv", multiple=True, metavar="KEY=VALUE", help="Backend option for the judge."),
+        click.option("--judge-concurrency", type=click.IntRange(1), default=8, show_default=True),
+        click.option("--judge-repeats", type=click.IntRange(1), default=1, show_default=True,
+                     help="Grade each answer K times (measures the judge's own noise)."),
+    ]):  # fmt: skip
+        f = opt(f)
+    return f
+
+
+def _store_option(f: Any) -> Any:
+    return click.option("--store", type=click.Path(dir_okay=False), help="Results store (SQLite).")(f)
+
+
+@cli.command("run")
+@click.option("--model", required=True, help="Model spec: a checkpoint dir, gpt-4o, claude-…, smollm2, BACKEND:NAME.")
+@_model_options
+@_judge_options
+@click.option("--tasks", default="codal-bench,humaneval-plus", show_default=True, help=_TASK_HELP)
+@click.option("--limit", type=click.IntRange(1), help="Items per CODAL preference (first N tasks for HumanEval+).")
+@click.option("--task-ids", help="Comma-separated item ids, or @FILE.")
+@click.option("--data", multiple=True, metavar="[TASK=]PATH", help="Local data file (offline).")
+@click.option("--principles", type=click.Path(exists=True, dir_okay=False), help="Upstream principles.json: use entry 0 of each preference.")
+@click.option("--samples", type=click.IntRange(1), help="Samples per HumanEval+ task (for pass@k).")
+@click.option("--temperature", type=float)
+@click.option("--top-p", type=float)
+@click.option("--max-tokens", type=click.IntRange(1))
+@click.option("--seed", type=int)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds per request.")
+@click.option("--dry-run", is_flag=True, help="Count requests and tokens (cache hits included); send nothing.")
+@click.option("--max-cost", type=float, help="Stop before spending more than this many USD.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_store_option
+def run_cmd(**kw: Any) -> None:
+    """Generate, grade and record one model's run."""
+    from .report import print_dry_run, print_summary
+    from .runner import RunOptions, run
+    from .spec import parse_kv
+
+    tasks = _split(kw["tasks"]) or []
+    m_opts: dict[str, Any] = parse_kv(kw["model_kv"], "-M")
+    j_opts: dict[str, Any] = parse_kv(kw["judge_kv"], "-J")
+    if kw["base_url"]:
+        m_opts["base_url"] = kw["base_url"]
+    if kw["judge_base_url"]:
+        j_opts["base_url"] = kw["judge_base_url"]
+    opts = RunOptions(
+        model=kw["model"], judge=kw["judge"], tasks=tasks, limit=kw["limit"],
+        task_ids=_split(kw["task_ids"]), data=_data_map(kw["data"], tasks),
+        principles=kw["principles"], reference=kw["reference"],
+        judge_templates=kw["judge_templates"], model_options=m_opts, judge_options=j_opts,
+        concurrency=kw["concurrency"], judge_concurrency=kw["judge_concurrency"],
+        samples=kw["samples"], temperature=kw["temperature"], top_p=kw["top_p"],
+        max_tokens=kw["max_tokens"], seed=kw["seed"], judge_repeats=kw["judge_repeats"],
+        dry_run=kw["dry_run"], max_cost=kw["max_cost"], timeout_s=kw["timeout"],
+    )  # fmt: skip
+    from .progress import Progress
+
+    store = _store(kw["store"])
+    with Progress(enabled=not kw["quiet"]) as progress:
+        result = run(opts, store, progress)
+    if result.dry_run is not None:
+        print_dry_run(result.dry_run)
+    else:
+        print_summary(result.run_id, result.summary, result.record, store.path)
+
+
+@cli.command("grade")
+@click.argument("run_id")
+@_judge_options
+@click.option("--quiet", is_flag=True)
+@_store_option
+def grade_cmd(run_id: str, **kw: Any) -> None:
+    """Re-grade a stored run's answers with another judge or templates (no new generation)."""
+    from .progress import Progress
+    from .regrade import regrade
+    from .report import print_summary
+    from .spec import parse_kv
+
+    j_opts: dict[str, Any] = parse_kv(kw["judge_kv"], "-J")
+    if kw["judge_base_url"]:
+        j_opts["base_url"] = kw["judge_base_url"]
+    store = _store(kw["store"])
+    with Progress(enabled=not kw["quiet"]) as progress:
+        result = regrade(
+            store, run_id, judge=kw["judge"], judge_options=j_opts,
+            judge_templates=kw["judge_templates"], reference=kw["reference"],
+            judge_repeats=kw["judge_repeats"], concurrency=kw["judge_concurrency"],
+            progress=progress,
+        )  # fmt: skip
+    print_summary(result.run_id, result.summary, result.record, store.path)
+
+
+@cli.command("export")
+@click.argument("run_id")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
+@_store_option
+def export_cmd(run_id: str, out: str | None, store: str | None) -> None:
+    """Per-sample results of a run as JSONL."""
+    from .report import export_jsonl
+
+    s = _store(store, readonly=True)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            n = export_jsonl(s, run_id, f)
+        click.echo(f"wrote {n} rows to {out}", err=True)
+    else:
+        export_jsonl(s, run_id, sys.stdout)
+
+
+@cli.command("leaderboard")
+@click.option("--format", "fmt", type=click.Choice(["terminal", "markdown", "csv", "json", "html"]),
+              default="terminal", show_default=True)  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False), help="Write every format into this folder.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_store_option
+def leaderboard_cmd(fmt: str, out: str | None, seed: int, store: str | None) -> None:
+    """Rank every run in the store, comparable runs only, with rank intervals."""
+    from .leaderboard import compile_leaderboard, render, write_all
+
+    lb = compile_leaderboard(_store(store, readonly=True), seed=seed)
+    if out:
+        for p in write_all(lb, Path(out)):
+            click.echo(f"wrote {p}", err=True)
+        return
+    text = render(lb, fmt)
+    if text:
+        click.echo(text)
+
+
+@cli.command("check")
+@click.option("--model", required=True, help="The new checkpoint (model spec).")
+@click.option("--baseline", required=True, help="A run id in the store, or a model spec.")
+@_judge_options
+@_model_options
+@click.option("--max-drop", multiple=True, metavar="METRIC=VALUE", help="Allowed drop per metric.")
+@click.option("--inconclusive", type=click.Choice(["pass", "fail"]), default="fail", show_default=True)
+@click.option("--junit", type=click.Path(dir_okay=False))
+@click.option("--summary-md", type=click.Path(dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+@_store_option
+def check_cmd(**kw: Any) -> None:
+    """CI regression gate: exit 0 pass, 1 regression, 3 inconclusive, 4 could not run."""
+    from .gate import check
+
+    code = check(_store(kw["store"]), **{k: v for k, v in kw.items() if k != "store"})
+    sys.exit(code)
+
+
+@cli.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--top", type=int, default=10, show_default=True, help="CODAL items to show.")
+@_store_option
+def diff_cmd(run_a: str, run_b: str, top: int, store: str | None) -> None:
+    """What changed between two runs, and which items flipped."""
+    from .gate import diff_runs, render_diff
+
+    d = diff_runs(_store(store, readonly=True), run_a, run_b)
+    _console().print(render_diff(d, top=top))
+
+
+@cli.command("plugins")
+def plugins_cmd() -> None:
+    """Every backend, judge and task: where it came from and whether it loads."""
+    from rich.table import Table
+
+    from .registry import describe_all
+
+    table = Table(title="codal-eval plugins")
+    for col in ("kind", "name", "package", "target", "loads"):
+        table.add_column(col)
+    for p in describe_all():
+        ok = "[green]yes[/]" if p.loads else f"[red]no[/] {p.error}"
+        table.add_row(p.kind, p.name, f"{p.package} {p.version}", p.target, ok)
+    _console().print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line for the user's errors, exit codes from the design card."""
+    try:
+        cli.main(args=argv, prog_name="codal-eval", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C into Abort; every finished batch is already in the store.
+        click.echo(
+            "codal-eval: interrupted; finished answers and grades are stored — run the same "
+            "command again to resume",
+            err=True,
+        )
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CodalError as exc:
+        click.echo(f"codal-eval: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

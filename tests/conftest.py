@@ -1,0 +1,63 @@
+"""Shared fixtures: where the offline data lives, and a store that never touches the user's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("CODAL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _need(path: Path) -> Path:
+    # No skip: CI has ../shared beside the checkout, and a test that silently skips proves nothing.
+    assert path.exists(), f"offline data missing: {path} (expected ../shared/data beside the repo)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _need(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def codal_data(shared_data: Path) -> Path:
+    return _need(shared_data / "codal-bench" / "codal-bench-partial-50.jsonl")
+
+
+@pytest.fixture(scope="session")
+def upstream_prompts(shared_data: Path) -> Path:
+    return _need(shared_data / "codal-bench" / "upstream-prompts")
+
+
+@pytest.fixture(scope="session")
+def heplus_data(shared_data: Path) -> Path:
+    return _need(shared_data / "humanevalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz")
+
+
+@pytest.fixture(scope="session")
+def heplus_mini_data(shared_data: Path) -> Path:
+    return _need(shared_data / "humanevalplus" / "HumanEvalPlus-Mini-v0.1.10.jsonl.gz")
+
+
+@pytest.fixture(scope="session")
+def humaneval_data(shared_data: Path) -> Path:
+    return _need(shared_data / "humaneval" / "HumanEval.jsonl.gz")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own default store; none writes to the user's."""
+    monkeypatch.setenv("CODAL_BENCH_STORE", str(tmp_path / "default-store.sqlite"))
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "results.sqlite"
