@@ -27,14 +27,13 @@ def build_judges(
             if kind == "codal":
                 if judge_backend is None or judge_spec is None:
                     raise UsageError("CODAL-Bench needs a judge: pass --judge SPEC")
-                from .judges.llm_judge import reference_column
-
-                available = task_cfg[task.name]["data"].get("reference_columns", [])
-                column = reference_column(judge_spec.model, available, opts.reference)
-                judges[kind] = cls(
+                judge = cls(
                     judge_backend, model_name=judge_spec.model, templates=opts.judge_templates,
-                    reference=column, repeats=opts.judge_repeats,
+                    reference=opts.reference, repeats=opts.judge_repeats,
                 )  # fmt: skip
+                # Resolve the reference column now: a missing column fails before any call.
+                judge.reference_for(task_cfg[task.name]["data"].get("reference_columns", []))
+                judges[kind] = judge
             else:
                 judges[kind] = cls()
     return judges
@@ -55,3 +54,15 @@ def grade_inputs(
         for rep in range(repeats):
             out.append(GradeInput(sample, g.text, k, rep))
     return out
+
+
+def judge_config(judge: Any, task_cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the run config records about the LLM judge (grouping and re-runs read it)."""
+    columns = task_cfg.get("codal-bench", {}).get("data", {}).get("reference_columns", [])
+    return {
+        "judge_identity": judge.identity(),
+        "judge_templates": judge.templates.describe(),
+        "judge_sampling": judge.sampling(),
+        "reference": judge.reference_for(columns),
+    }
+

@@ -33,8 +33,20 @@ class PluginInfo:
     error: str | None = None
 
 
+_LOCAL: dict[str, dict[str, EntryPoint]] = {k: {} for k in GROUPS}
+
+
+def register(kind: str, name: str, target: str) -> None:
+    """Register `module:attr` in this process only (tests, notebooks); plugins use entry points."""
+    _LOCAL[kind][name] = EntryPoint(name, target, GROUPS[kind])
+
+
+def unregister(kind: str, name: str) -> None:
+    _LOCAL[kind].pop(name, None)
+
+
 def _entry_points(kind: str) -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
+    found: dict[str, EntryPoint] = dict(_LOCAL[kind])
     for ep in entry_points(group=GROUPS[kind]):
         found.setdefault(ep.name, ep)
     return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .judging import build_judges
+from .judging import build_judges, judge_config
 from .progress import Progress
 from .runner import RunOptions, RunResult, Runner, make_task, rerun_options
 from .scores import CODAL_TASK, run_summary
@@ -55,16 +55,13 @@ def regrade(
 
     config = {
         **base.config, "command": "grade", "parent_run": base.run_id, "judge": str(judge_spec),
-        "judge_identity": llm.identity(), "judge_repeats": judge_repeats,
-        "judge_templates": getattr(llm, "templates_info", None),
-        "judge_sampling": getattr(llm, "sampling_info", None),
-        "reference": getattr(llm, "reference", None),
+        "judge_repeats": judge_repeats, **judge_config(llm, task_cfg),
     }  # fmt: skip
     store.check_writable()
     new_id = store.new_run(base.model, str(judge_spec), config)
     runner = Runner(store, progress)
     try:
-        generate = runner.cached_generate(judge_backend, str(judge_spec), concurrency, 300.0, "judge")
+        generate = runner.cached_generate(judge_backend, judge_spec, concurrency, 300.0, "judge")
         keys = runner.grade(llm, str(judge_spec), items, generate, "codal")
         refs = [
             ItemRef(CODAL_TASK, i.sample.item_id, i.sample.group, i.sample_index, i.repeat,
@@ -100,7 +97,10 @@ def regrade(
         "cost_usd": round(runner.stats.cost_usd, 6),
         "timings": {"total_s": time.monotonic() - t0},
     }  # fmt: skip
-    if hasattr(llm, "report"):
-        record["codal_report"] = llm.report(new_rows, candidate=base.model)
+    from .judges.scoring import codal_report
+
+    record["codal_report"] = codal_report(
+        new_rows, candidate=base.model, judge=config["judge"], reference=config["reference"]
+    )
     store.update_run(new_id, status="complete", record=record)
     return RunResult(new_id, summary, record, new_rows)

@@ -61,13 +61,7 @@ def print_summary(
 def print_dry_run(info: dict[str, Any]) -> None:
     from rich.console import Console
 
-    console = Console()
-    console.print(
-        f"dry run: {info['requests']} requests, {info['cached']} already in the store, "
-        f"{info['to_send']} to send; about {info['prompt_tokens_est']} prompt tokens and at most "
-        f"{info['completion_tokens_max']} completion tokens"
-        + (f"; at most ${info['cost_usd_max']:.4f}" if "cost_usd_max" in info else "")
-    )
+    Console().print(f"dry run ({info['requests']} requests in all): {info['text']}")
 
 
 def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:

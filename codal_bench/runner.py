@@ -85,10 +85,13 @@ class _Stats:
 
 
 def task_sampling(
-    task_cfg: dict[str, Any], opts: RunOptions, exec_task: bool
+    name: str, task_cfg: dict[str, Any], opts: RunOptions, exec_task: bool
 ) -> tuple[SamplingParams, int]:
-    """Per-task defaults from the task YAML, overridden by the command line."""
-    g = task_cfg.get("generation", {})
+    """Per-task defaults from the task YAML, overridden by the command line.
+
+    `opts.task_sampling[name]` (used to repeat a stored run exactly) wins over both.
+    """
+    g = {**task_cfg.get("generation", {}), **opts.task_sampling.get(name, {})}
     params = SamplingParams(
         temperature=float(opts.temperature if opts.temperature is not None else g.get("temperature", 0.0)),
         top_p=float(opts.top_p if opts.top_p is not None else g.get("top_p", 1.0)),
@@ -116,11 +119,15 @@ class Runner:
     # -- generation through the store -----------------------------------------------------
 
     def cached_generate(
-        self, backend: Backend, model: str, concurrency: int, timeout_s: float, label: str,
+        self, backend: Backend, spec: ModelSpec, concurrency: int, timeout_s: float, label: str,
         max_cost: float | None = None,
     ) -> Callable[[Sequence[Request]], list[Generation]]:  # fmt: skip
         """Generation that asks the backend only for what the store does not have yet."""
+        from .cost import cost_of, price_for, token_totals
         from .dispatch import DispatchOptions, generate_all
+
+        price = price_for(spec.backend, spec.model, spec.options.get("base_url"))
+        model = str(spec)
 
         def generate(requests: Sequence[Request]) -> list[Generation]:
             have = self.store.get_generations(r.key for r in requests)
@@ -133,13 +140,19 @@ class Runner:
             self.stats.cached += len(requests) - len(missing)
             if missing:
                 req_json = {r.key: _request_json(r) for r in missing}
-                opts = DispatchOptions(concurrency=concurrency, timeout_s=timeout_s)
-                if max_cost is not None:
-                    opts.max_cost_usd = max(0.0, max_cost - self.stats.cost_usd)
+                opts = DispatchOptions(
+                    concurrency=concurrency, timeout_s=timeout_s, max_cost_usd=max_cost,
+                    price=price, spent_usd=self.stats.cost_usd,
+                )  # fmt: skip
 
                 def sink(gens: list[Generation]) -> None:
                     self.store.put_generations(gens, model, req_json)
-                    self._account(gens, backend, model)
+                    tokens = token_totals(gens)
+                    self.stats.generated += len(gens)
+                    self.stats.errors += sum(g.error is not None for g in gens)
+                    self.stats.prompt_tokens += tokens["prompt"]
+                    self.stats.completion_tokens += tokens["completion"]
+                    self.stats.cost_usd += cost_of(gens, price) or 0.0
 
                 with self.progress.task(f"{label}: generate", len(missing)) as advance:
                     self.stats.backend_calls += len(missing)
@@ -148,19 +161,6 @@ class Runner:
             return [have[r.key] for r in requests]
 
         return generate
-
-    def _account(self, gens: list[Generation], backend: Backend, model: str) -> None:
-        from .cost import cost_of, price_for
-
-        ident = backend.identity()
-        price = price_for(str(ident.get("backend", "")), str(ident.get("model", model)))
-        for g in gens:
-            self.stats.generated += 1
-            self.stats.errors += g.error is not None
-            self.stats.prompt_tokens += g.prompt_tokens or 0
-            self.stats.completion_tokens += g.completion_tokens or 0
-        if price is not None:
-            self.stats.cost_usd += cost_of(gens, price)
 
     def grade(
         self, judge: Judge, judge_name: str, items: list[GradeInput],
@@ -203,7 +203,7 @@ def package_versions() -> dict[str, str]:
 def run(opts: RunOptions, store: Store, progress: Progress | None = None,
         parent: dict[str, Any] | None = None) -> RunResult:  # fmt: skip
     """Evaluate one model; see the module docstring for the stages."""
-    from .judging import build_judges, grade_inputs
+    from .judging import build_judges, grade_inputs, judge_config
     from .scores import run_summary
 
     t0 = time.monotonic()
@@ -260,22 +260,20 @@ def run(opts: RunOptions, store: Store, progress: Progress | None = None,
         "command": "run", "model": str(spec), "model_identity": ident,
         "model_options": spec.public_options(),
         "judge": str(judge_spec) if judge_spec and needs_llm else None,
-        "judge_identity": judges["codal"].identity() if "codal" in judges else None,
-        "judge_templates": getattr(judges.get("codal"), "templates_info", None),
-        "judge_sampling": getattr(judges.get("codal"), "sampling_info", None),
-        "judge_repeats": opts.judge_repeats,
-        "reference": getattr(judges.get("codal"), "reference", None),
+        "judge_identity": None, "judge_templates": None, "judge_sampling": None,
+        "reference": None, "judge_repeats": opts.judge_repeats,
+        **(judge_config(judges["codal"], task_cfg) if "codal" in judges else {}),
         "tasks": task_cfg, "parent_run": (parent or {}).get("run_id"),
     }  # fmt: skip
 
     if opts.dry_run:
-        return RunResult(None, {}, {}, [], dry_run=_dry_run(store, requests, backend, spec))
+        return RunResult(None, {}, {}, [], dry_run=_dry_run(store, requests, spec))
 
     store.check_writable()
     run_id = store.new_run(str(spec), config["judge"], config)
     try:
         t = time.monotonic()
-        gen = runner.cached_generate(backend, str(spec), opts.concurrency, opts.timeout_s,
+        gen = runner.cached_generate(backend, spec, opts.concurrency, opts.timeout_s,
                                      "candidate", opts.max_cost)  # fmt: skip
         answers = {r.key: g for r, g in zip(requests, gen(requests))}
         backend.close()  # frees a local engine before the judge's loads
@@ -290,7 +288,7 @@ def run(opts: RunOptions, store: Store, progress: Progress | None = None,
                 by_item, answers, kind, opts.judge_repeats if kind == "codal" else 1
             )
             generate = (
-                runner.cached_generate(judge_backend, str(judge_spec), opts.judge_concurrency,
+                runner.cached_generate(judge_backend, judge_spec, opts.judge_concurrency,
                                        opts.timeout_s, "judge", opts.max_cost)
                 if judge_backend is not None and kind == "codal" else _no_generate
             )  # fmt: skip
@@ -342,23 +340,15 @@ def _data_for(task: str, data: dict[str, str]) -> str | None:
     return None
 
 
-def _dry_run(
-    store: Store, requests: list[Request], backend: Backend, spec: ModelSpec
-) -> dict[str, Any]:
-    from .cost import estimate_tokens, price_for
+def _dry_run(store: Store, requests: list[Request], spec: ModelSpec) -> dict[str, Any]:
+    """Requests still to send (cache hits counted) and their rough size; nothing is sent."""
+    from .cost import estimate, price_for
 
-    have = store.get_generations(r.key for r in requests) if store else {}
-    missing = [r for r in requests if r.key not in have]
-    prompt = sum(estimate_tokens(list(r.messages)) for r in missing)
-    completion = sum(r.params.max_tokens for r in missing)
-    price = price_for(spec.backend, spec.model)
-    out: dict[str, Any] = {
-        "requests": len(requests), "cached": len(requests) - len(missing),
-        "to_send": len(missing), "prompt_tokens_est": prompt, "completion_tokens_max": completion,
-    }  # fmt: skip
-    if price is not None:
-        out["cost_usd_max"] = prompt * price[0] + completion * price[1]
-    return out
+    have = store.get_generations(r.key for r in requests)
+    missing = list({r.key: r for r in requests if r.key not in have}.values())
+    price = price_for(spec.backend, spec.model, spec.options.get("base_url"))
+    est = estimate(missing, price, cached=len(requests) - len(missing))
+    return {"requests": len(requests), "text": est.describe(), **est.__dict__}
 
 
 def _record(runner: Runner, rows: list[dict[str, Any]], summary: dict[str, Any],
@@ -378,9 +368,12 @@ def _record(runner: Runner, rows: list[dict[str, Any]], summary: dict[str, Any],
         "errors": summary.get("errors", 0), "summary": summary, "host": platform.node(),
         "pid": os.getpid(),
     }  # fmt: skip
-    codal = judges.get("codal")
-    if codal is not None and hasattr(codal, "report"):
-        record["codal_report"] = codal.report(rows, candidate=config["model"])
+    if "codal" in judges:
+        from .judges.scoring import codal_report
+
+        record["codal_report"] = codal_report(
+            rows, candidate=config["model"], judge=config["judge"], reference=config["reference"]
+        )
     return record
 
 
