@@ -208,11 +208,11 @@ def run(opts: RunOptions, store: Store, progress: Progress | None = None,
 
     t0 = time.monotonic()
     runner = Runner(store, progress)
-    tasks = [make_task(t, opts) for t in _check_tasks(opts.tasks)]
     spec = parse_spec(opts.model, opts.model_options)
+    judge_spec = parse_spec(opts.judge, opts.judge_options) if opts.judge else None
+    tasks = [make_task(t, opts) for t in _check_tasks(opts.tasks)]
     backend = build_backend(spec)
     covered = backend.covered_items() if hasattr(backend, "covered_items") else None
-    judge_spec = parse_spec(opts.judge, opts.judge_options) if opts.judge else None
     needs_llm = any("codal" in t.judge_kinds for t in tasks)
     if needs_llm and judge_spec is None:
         raise UsageError("CODAL-Bench needs a judge: pass --judge SPEC (e.g. gpt-4, smollm2)")
