@@ -1,0 +1,148 @@
+"""The gate's result types, margins and run-compatibility checks (see `gate` for the rule).
+
+Kept apart from the statistics so that the reports and the CLI can import the data shapes
+without pulling in numpy and scipy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .gate_diff import DiffResult
+from .types import CodalError, UsageError
+
+ALPHA = 0.05
+
+Decision = Literal["pass", "regression", "inconclusive"]
+
+DEFAULT_MAX_DROP: dict[str, float] = {
+    "codal-average": 0.25,
+    "codal-*": 0.5,  # any CODAL preference
+    "humaneval-plus": 0.03,
+    "humaneval": 0.03,
+}
+
+
+class CheckError(CodalError):
+    """The check could not run (baseline missing, different item sets, nothing to compare)."""
+
+    exit_code = 4
+
+
+@dataclass
+class MetricResult:
+    name: str
+    task: str
+    kind: str  # "rating" (CODAL) or "pass" (HumanEval pass@1)
+    n_items: int
+    baseline: float
+    candidate: float
+    drop: float
+    lo: float  # one-sided 95 % lower bound of the drop
+    hi: float  # one-sided 95 % upper bound of the drop
+    margin: float
+    noise_floor: float | None  # one-sided 95 % A/A band of the judge, when repeats measured it
+    p_no_drop: float  # one-sided test of H0: drop <= 0 (informative)
+    p_margin: float  # one-sided test of H0: drop <= max(margin, noise_floor) (decides)
+    p_adjusted: float  # Holm-adjusted p_margin
+    se: float
+    mdd: float  # smallest true drop called a regression with 80 % power
+    test: str
+    decision: Decision = "inconclusive"
+    reason: str = ""
+    excluded: int = 0
+    elapsed_s: float = 0.0
+    discordant: tuple[int, int] | None = None  # (pass→fail, fail→pass) for one-sample pass@1
+
+
+@dataclass
+class CheckResult:
+    baseline_run: str
+    candidate_run: str
+    baseline_model: str
+    candidate_model: str
+    metrics: list[MetricResult]
+    alpha: float = ALPHA
+    inconclusive_policy: str = "fail"
+    n_boot: int = 10000
+    seed: int = 0
+    diff: DiffResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all pass, 1 any regression, 3 inconclusive under `--inconclusive fail`."""
+        decisions = {m.decision for m in self.metrics}
+        if "regression" in decisions:
+            return 1
+        if "inconclusive" in decisions and self.inconclusive_policy == "fail":
+            return 3
+        return 0
+
+    @property
+    def verdict(self) -> str:
+        return {0: "pass", 1: "regression", 3: "inconclusive"}[self.exit_code]
+
+
+def parse_max_drop(pairs: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """`--max-drop METRIC=VALUE` (repeatable) → {metric: margin}."""
+    out: dict[str, float] = {}
+    for p in pairs:
+        name, sep, value = p.partition("=")
+        try:
+            margin = float(value)
+        except ValueError:
+            margin = -1.0
+        if not sep or not name.strip() or not margin >= 0:
+            raise UsageError(f"--max-drop {p!r}: expected METRIC=VALUE with VALUE >= 0")
+        out[name.strip()] = margin
+    return out
+
+
+def margin_for(name: str, max_drop: dict[str, float]) -> float:
+    """User margin by full name, then by the unprefixed name (Mini), then the default."""
+    short = name.rsplit("/", 1)[-1]
+    for key in (name, short):
+        if key in max_drop:
+            return max_drop[key]
+    if short in DEFAULT_MAX_DROP:
+        return DEFAULT_MAX_DROP[short]
+    return DEFAULT_MAX_DROP["codal-*"]
+
+
+_SETTING_KEYS = ("judge", "judge_sampling", "reference")
+_TASK_KEYS = ("sampling", "samples")
+
+
+def check_same_settings(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Refuse to compare runs whose judge, sampling or data differ: the drop would mean nothing."""
+    diffs = [k for k in _SETTING_KEYS if k in a and k in b and a[k] != b[k]]
+    ta, tb = (a.get("judge_templates") or {}), (b.get("judge_templates") or {})
+    if ta.get("sha256") != tb.get("sha256"):
+        diffs.append("judge_templates")
+    for task in sorted(set(a.get("tasks", {})) & set(b.get("tasks", {}))):
+        ca, cb = a["tasks"][task], b["tasks"][task]
+        diffs += [f"{task}.{k}" for k in _TASK_KEYS if ca.get(k) != cb.get(k)]
+        for k in ("data_sha256", "prompt_sha256"):
+            if (ca.get("data") or {}).get(k) != (cb.get("data") or {}).get(k):
+                diffs.append(f"{task}.data.{k}")
+        if (ca.get("prompt_set") or {}).get("sha256") != (cb.get("prompt_set") or {}).get("sha256"):
+            diffs.append(f"{task}.prompt_set")
+    if diffs:
+        raise CheckError(
+            "baseline and candidate were run with different settings "
+            f"({', '.join(diffs)}): rerun the candidate like the baseline"
+        )
+
+
+def check_same_items(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]) -> None:
+    ia = {(r["task"], r["item_id"]) for r in rows_a}
+    ib = {(r["task"], r["item_id"]) for r in rows_b}
+    if ia != ib:
+        only_a, only_b = sorted(ia - ib), sorted(ib - ia)
+        ex = ", ".join(f"{t}:{i}" for t, i in (only_a + only_b)[:5])
+        raise CheckError(
+            f"baseline and candidate cover different items ({len(only_a)} only in the baseline, "
+            f"{len(only_b)} only in the candidate, e.g. {ex})"
+        )

@@ -1,0 +1,320 @@
+"""The leaderboard as one self-contained HTML page: sortable tables and plain-SVG charts.
+
+Charts are SVG written here rather than drawn by a plotting library, so the page has no scripts
+or fonts to fetch and opens offline; the only script is the few lines that sort a table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from .leaderboard import Leaderboard, Table
+from .leaderboard_render import (
+    HEAD,
+    cell,
+    columns,
+    fmt_interval,
+    fmt_value,
+    footnotes,
+    label,
+    meta_line,
+    num,
+    records,
+    short_model,
+)
+from .resources import data_dir
+
+OURS = "#2563eb"
+PUBLISHED = "#9a6b16"
+GRID = "#e5e7eb"
+INK = "#374151"
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick positions covering [lo, hi] (1, 2 or 5 times a power of ten apart)."""
+    span = max(hi - lo, 1e-9)
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    out, v = [round(start, 10)], start
+    while v < hi - step * 1e-6:  # the last tick is at or past hi, so every value is on the axis
+        v += step
+        out.append(round(v, 10))
+    return out
+
+
+def _domain(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> tuple[float, float]:
+    vals = [num(r.get(m + s)) for r in rows for m in metrics for s in ("", "_lo", "_hi")]
+    got = [v for v in vals if v is not None]
+    if not got:
+        return 0.0, 1.0
+    lo, hi = min(got), max(got)
+    pad = max((hi - lo) * 0.08, 0.05 if hi <= 1 else 0.25)
+    return lo - pad, hi + pad
+
+
+def _short(name: str, n: int = 32) -> str:
+    name = short_model(name)
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
+    """Small multiples, one panel per metric: each run a dot with its 95 % interval bar."""
+    metrics = t.metrics if t.kind == "codal" else [m for m in t.metrics if m.endswith("@1")]
+    if not rows or not metrics:
+        return ""
+    scale = 100.0 if t.kind == "humaneval" else 1.0
+    d_lo, d_hi = _domain(rows, metrics)
+    ticks = [x for x in nice_ticks(d_lo * scale, d_hi * scale, 5)]
+    d_lo, d_hi = min(d_lo, ticks[0] / scale), max(d_hi, ticks[-1] / scale)
+    label_w, panel_w, gap, row_h, top, bottom = 200, 112, 14, 20, 34, 26
+    width = label_w + len(metrics) * (panel_w + gap)
+    height = top + len(rows) * row_h + bottom
+    out = [
+        f'<svg class="chart forest" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(t.title)}: scores with 95% intervals">'
+    ]
+    for i, r in enumerate(rows):
+        y = top + i * row_h
+        if i % 2 == 0:
+            out.append(f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="#f8fafc"/>')
+        name = str(r.get("model"))
+        color = PUBLISHED if r.get("published") else INK
+        out.append(
+            f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end" font-size="11" '
+            f'fill="{color}"><title>{escape(name)}</title>{escape(_short(name))}</text>'
+        )
+
+    def x_of(j: int, v: float) -> float:
+        x0 = label_w + j * (panel_w + gap)
+        return x0 + (v - d_lo) / (d_hi - d_lo) * panel_w
+
+    for j, m in enumerate(metrics):
+        x0 = label_w + j * (panel_w + gap)
+        out.append(
+            f'<text x="{x0 + panel_w / 2}" y="20" text-anchor="middle" font-size="12" '
+            f'font-weight="600" fill="{INK}">{escape(label(m))}</text>'
+        )
+        for tk in ticks:
+            x = x_of(j, tk / scale)
+            out.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" '
+                f'stroke="{GRID}"/>'
+            )
+            out.append(
+                f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" font-size="10" '
+                f'fill="#6b7280">{tk:g}</text>'
+            )
+        out.append(
+            f'<rect x="{x0}" y="{top}" width="{panel_w}" height="{height - top - bottom}" '
+            f'fill="none" stroke="#d1d5db"/>'
+        )
+        for i, r in enumerate(rows):
+            v = num(r.get(m))
+            if v is None:
+                continue
+            yc = top + i * row_h + row_h / 2
+            tip = f"{r.get('model')} · {label(m)} {fmt_value(m, v)} {fmt_interval(m, r)}".strip()
+            lo, hi = num(r.get(m + "_lo")), num(r.get(m + "_hi"))
+            if r.get("published"):
+                x = x_of(j, v)
+                out.append(
+                    f'<path d="M{x:.1f} {yc - 5:.1f}l5 5l-5 5l-5 -5z" fill="white" '
+                    f'stroke="{PUBLISHED}" stroke-width="1.6"><title>{escape(tip)} '
+                    f"(published)</title></path>"
+                )
+                continue
+            if lo is not None and hi is not None:
+                out.append(
+                    f'<line x1="{x_of(j, lo):.1f}" x2="{x_of(j, hi):.1f}" y1="{yc:.1f}" '
+                    f'y2="{yc:.1f}" stroke="{OURS}" stroke-width="2.2" '
+                    f'stroke-linecap="round" opacity="0.55"/>'
+                )
+            out.append(
+                f'<circle cx="{x_of(j, v):.1f}" cy="{yc:.1f}" r="4" fill="{OURS}">'
+                f"<title>{escape(tip)}</title></circle>"
+            )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def scatter_chart(t: Table, rows: list[dict[str, Any]], he_ci: dict[str, tuple[Any, Any]]) -> str:
+    """CODAL average (y) against HumanEval+ pass@1 (x), with both intervals where known."""
+    pts = [
+        r
+        for r in rows
+        if num(r.get("average")) is not None and num(r.get("humaneval+@1")) is not None
+    ]
+    if not pts:
+        return ""
+    w, h, ml, mr, mt, mb = 560, 380, 56, 24, 20, 48
+    xs = [100 * (num(r["humaneval+@1"]) or 0) for r in pts]
+    xl, xh = [], []
+    for r, x in zip(pts, xs, strict=True):
+        lo, hi = (num(v) for v in he_ci.get(str(r.get("run_id")), (None, None)))
+        xl.append(x if lo is None else 100 * lo)
+        xh.append(x if hi is None else 100 * hi)
+    ys = [num(r["average"]) or 0.0 for r in pts]
+    yl = [num(r.get("average_lo")) or y for r, y in zip(pts, ys, strict=True)]
+    yh = [num(r.get("average_hi")) or y for r, y in zip(pts, ys, strict=True)]
+    xt = nice_ticks(min(xl) - 2, max(xh) + 2, 5)
+    yt = nice_ticks(min(yl) - 0.2, max(yh) + 0.2, 5)
+
+    def px(v: float) -> float:
+        return ml + (v - xt[0]) / (xt[-1] - xt[0] or 1) * (w - ml - mr)
+
+    def py(v: float) -> float:
+        return h - mb - (v - yt[0]) / (yt[-1] - yt[0] or 1) * (h - mt - mb)
+
+    out = [
+        f'<svg class="chart scatter" xmlns="http://www.w3.org/2000/svg" width="{w}" '
+        f'height="{h}" viewBox="0 0 {w} {h}" role="img" '
+        f'aria-label="CODAL average against HumanEval+ pass@1">'
+    ]
+    for tk in xt:
+        out.append(
+            f'<line x1="{px(tk):.1f}" x2="{px(tk):.1f}" y1="{mt}" y2="{h - mb}" '
+            f'stroke="{GRID}"/><text x="{px(tk):.1f}" y="{h - mb + 16}" font-size="10" '
+            f'text-anchor="middle" fill="#6b7280">{tk:g}</text>'
+        )
+    for tk in yt:
+        out.append(
+            f'<line x1="{ml}" x2="{w - mr}" y1="{py(tk):.1f}" y2="{py(tk):.1f}" '
+            f'stroke="{GRID}"/><text x="{ml - 6}" y="{py(tk) + 3:.1f}" font-size="10" '
+            f'text-anchor="end" fill="#6b7280">{tk:g}</text>'
+        )
+    out.append(
+        f'<text x="{(ml + w - mr) / 2}" y="{h - 10}" text-anchor="middle" font-size="12" '
+        f'fill="{INK}">HumanEval+ pass@1 (%)</text>'
+        f'<text transform="translate(14 {(mt + h - mb) / 2}) rotate(-90)" '
+        f'text-anchor="middle" font-size="12" fill="{INK}">CODAL average (1–10)</text>'
+    )
+    labelled = len(pts) <= 24
+    placed: list[tuple[float, float, float, float]] = []
+    for r, x, x_lo, x_hi, y, y_lo, y_hi in zip(pts, xs, xl, xh, ys, yl, yh, strict=True):
+        pub = bool(r.get("published"))
+        color = PUBLISHED if pub else OURS
+        tip = escape(
+            f"{r.get('model')}{' (published)' if pub else ''}: CODAL {y:.2f}, HE+ pass@1 {x:.1f}"
+        )
+        if not pub:
+            out.append(
+                f'<g stroke="{color}" stroke-width="1.4" opacity="0.5">'
+                f'<line x1="{px(x_lo):.1f}" x2="{px(x_hi):.1f}" y1="{py(y):.1f}" '
+                f'y2="{py(y):.1f}"/><line x1="{px(x):.1f}" x2="{px(x):.1f}" '
+                f'y1="{py(y_lo):.1f}" y2="{py(y_hi):.1f}"/></g>'
+            )
+            out.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" fill="{color}">'
+                f"<title>{tip}</title></circle>"
+            )
+        else:
+            out.append(
+                f'<path d="M{px(x):.1f} {py(y) - 6:.1f}l6 6l-6 6l-6 -6z" fill="white" '
+                f'stroke="{color}" stroke-width="1.6"><title>{tip}</title></path>'
+            )
+        if labelled:  # ours to the right of the mark, published to the left: fewer collisions
+            name = _short(str(r.get("model")), 26)
+            tw = 5.6 * len(name)
+            sides = [False, True] if pub else [True, False]
+            spots = [(side, dy) for side in sides for dy in (-5, 13, -16)]
+            for right, dy in spots:  # first free spot inside the plot, else no label
+                tx = px(x) + 8 if right else px(x) - 9
+                x0, ty = (tx if right else tx - tw), py(y) + dy
+                box = (x0, ty - 10, x0 + tw, ty + 2)
+                inside = box[0] >= ml and box[1] >= mt and box[2] <= w
+                if inside and not any(_overlap(box, b) for b in placed):
+                    placed.append(box)
+                    out.append(
+                        f'<text x="{tx:.1f}" y="{ty:.1f}" font-size="10" '
+                        f'text-anchor="{"start" if right else "end"}" fill="{color}">'
+                        f"{escape(name)}</text>"
+                    )
+                    break
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _table_ctx(t: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    cols = columns(t)
+    head = []
+    for c in cols:
+        numeric = c in t.metrics or c in t.context or c in ("rank", "rank_interval", "n_items")
+        first = "descending" if c in t.metrics or c in t.context else "ascending"
+        head.append({"key": c, "label": HEAD.get(c, label(c)), "num": numeric, "first": first})
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            sort: Any = r.get(c)
+            if c == "rank_interval":
+                sort = r.get("rank_lo")
+            if sort is None:
+                sort = ""
+            cells.append(
+                {
+                    "text": cell(t, c, r),
+                    "sort": sort,
+                    "key": c,
+                    "ci": fmt_interval(c, r) if c in t.metrics else "",
+                }
+            )
+        body.append(
+            {"published": bool(r.get("published")), "run_id": r.get("run_id") or "", "cells": cells}
+        )
+    return {"head": head, "rows": body}
+
+
+def page(lb: Leaderboard) -> str:
+    import jinja2
+
+    he_ci: dict[str, tuple[Any, Any]] = {}
+    for t in lb.tables:
+        if t.kind == "humaneval":
+            for r in records(t):
+                if r.get("run_id") and t.meta.get("task") == "humaneval-plus":
+                    he_ci.setdefault(
+                        r["run_id"], (r.get("humaneval+@1_lo"), r.get("humaneval+@1_hi"))
+                    )
+    for t in lb.tables:  # Mini only when the run has no full-variant interval
+        if t.kind == "humaneval":
+            for r in records(t):
+                if r.get("run_id"):
+                    he_ci.setdefault(
+                        r["run_id"], (r.get("humaneval+@1_lo"), r.get("humaneval+@1_hi"))
+                    )
+    sections = []
+    for t in lb.tables:
+        rows = records(t)
+        sections.append(
+            {
+                "id": t.id,
+                "title": t.title,
+                "kind": t.kind,
+                "meta": meta_line(t),
+                "published_only": t.published_only,
+                "table": _table_ctx(t, rows),
+                "forest": forest_chart(t, rows),
+                "scatter": scatter_chart(t, rows, he_ci) if t.kind == "codal" else "",
+                "n_runs": sum(1 for r in rows if not r.get("published")),
+                "has_published": any(r.get("published") for r in rows),
+            }
+        )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("leaderboard") / "templates")),
+        autoescape=jinja2.select_autoescape(["html", "jinja"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    n_runs = len({r["run_id"] for t in lb.tables for r in records(t) if r.get("run_id")})
+    return env.get_template("page.html.jinja").render(
+        lb=lb, sections=sections, notes=footnotes(lb), n_runs=n_runs
+    )

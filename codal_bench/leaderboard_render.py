@@ -1,0 +1,371 @@
+"""Leaderboard renderers: terminal (rich), markdown, csv, json; HTML lives in leaderboard_html.
+
+Every format shows the same tables in the same order; only the terminal moves the per-group fields
+(judge, reference, templates) into the table title, to keep rows narrow enough to read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from .leaderboard import FORMATS, Leaderboard, Table
+from .types import UsageError
+
+SHORT = {
+    "instruction-following": "Instr.",
+    "explanation": "Expl.",
+    "complexity": "Complex.",
+    "readability": "Read.",
+    "style": "Style",
+    "average": "CODAL avg",
+}
+
+
+def label(metric: str) -> str:
+    if "@" in metric:
+        name, k = metric.split("@")
+        return f"{'HE+' if name.endswith('+') else 'HE'} pass@{k}"
+    return SHORT.get(metric, metric)
+
+
+def short_model(spec: str) -> str:
+    """`vllm:/abs/path/to/ckpt` -> `vllm:ckpt`: the folder name is what people recognise."""
+    backend, sep, rest = spec.partition(":")
+    if sep and rest.startswith("/"):
+        return f"{backend}:{Path(rest).name}"
+    return spec
+
+
+def num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def fmt_value(metric: str, v: Any) -> str:
+    """CODAL ratings with two decimals (as published); pass@k as a percentage."""
+    f = num(v)
+    if f is None:
+        return "–"
+    return f"{100 * f:.1f}" if "@" in metric else f"{f:.2f}"
+
+
+def fmt_interval(metric: str, row: dict[str, Any]) -> str:
+    lo, hi = num(row.get(metric + "_lo")), num(row.get(metric + "_hi"))
+    if lo is None or hi is None:
+        return ""
+    return f"{fmt_value(metric, lo)}–{fmt_value(metric, hi)}"
+
+
+def rank_text(row: dict[str, Any]) -> str:
+    if row.get("published") is True:
+        return "pub."
+    r = num(row.get("rank"))
+    if r is None:
+        return ""
+    return f"{int(r)}{'=' if row.get('tie') is True else ''}"
+
+
+def rank_interval(row: dict[str, Any]) -> str:
+    lo, hi = num(row.get("rank_lo")), num(row.get("rank_hi"))
+    if lo is None or hi is None:
+        return ""
+    return f"{int(lo)}–{int(hi)}" if lo != hi else f"{int(lo)}"
+
+
+def records(t: Table) -> list[dict[str, Any]]:
+    """Rows as plain Python values (NaN -> None), in the table's order."""
+    out = []
+    for r in t.frame.to_dict("records"):
+        row = {str(k): _plain(v) for k, v in r.items()}
+        for k in ("rank", "rank_lo", "rank_hi", "n_items"):
+            if isinstance(row.get(k), float):
+                row[k] = int(row[k])
+        out.append(row)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def meta_line(t: Table) -> str:
+    m = t.meta
+    parts: list[str] = []
+    if t.kind == "codal" and not t.published_only:
+        s = m.get("sampling") or {}
+        parts += [
+            f"templates {str(m.get('templates_sha256') or '')[:12]}",
+            f"prompt set {str(m.get('prompt_set_sha256') or '')[:12]}",
+            f"data {str(m.get('data_sha256') or '')[:12]}",
+            f"T={s.get('temperature')} top_p={s.get('top_p')} max_tokens={s.get('max_tokens')}",
+            f"{m.get('items')} items",
+        ]
+    if t.kind == "humaneval" and not t.published_only:
+        parts.append(f"data {str(m.get('data_sha256') or '')[:12]}")
+    parts.append(f"{m.get('runs', 0)} runs ranked")
+    if m.get("published_setting"):
+        parts.append(f"context: {m['published_setting']}")
+    parts.append(f"group {t.id}")
+    return " · ".join(parts)
+
+
+def footnotes(lb: Leaderboard) -> list[str]:
+    notes = [
+        f"Intervals: 95 % percentile bootstrap over items ({lb.n_boot} resamples, seed {lb.seed}),"
+        " resampled jointly across the runs of a table (within each preference for CODAL). Rank"
+        " interval: 2.5th–97.5th percentile of the run's rank over the same resamples. '=' marks"
+        " runs tied on the point score.",
+        "Only runs with status 'complete' are ranked. Tables never mix judges, references,"
+        " templates, prompts, generation settings, data or item sets.",
+    ]
+    if lb.source:
+        notes.append(
+            f"Rows marked published are the paper's numbers ({lb.source.get('citation', '')},"
+            f" {lb.source.get('url', '')}), shown for context and never ranked."
+        )
+    if lb.skipped:
+        listed = ", ".join(f"{s['run_id']} ({s['model']}, {s['status']})" for s in lb.skipped)
+        notes.append(f"Not ranked (not complete): {listed}.")
+    return notes
+
+
+def columns(t: Table) -> list[str]:
+    judged = ["judge", "reference", "templates"] if t.kind == "codal" else []
+    return [
+        "rank",
+        "rank_interval",
+        "model",
+        "run_id",
+        *t.metrics,
+        *t.context,
+        "n_items",
+        *judged,
+        "date",
+    ]
+
+
+HEAD = {
+    "rank": "Rank",
+    "rank_interval": "95% rank",
+    "model": "Model",
+    "run_id": "Run",
+    "n_items": "Items",
+    "judge": "Judge",
+    "reference": "Reference",
+    "templates": "Templates",
+    "date": "Date",
+}
+
+
+def cell(t: Table, col: str, row: dict[str, Any]) -> str:
+    if col == "rank":
+        return rank_text(row)
+    if col == "rank_interval":
+        return rank_interval(row)
+    if col in t.metrics or col in t.context:
+        return fmt_value(col, row.get(col))
+    v = row.get(col)
+    if col == "model" and row.get("published"):
+        return f"{v} (published)"
+    n = num(v)
+    if col == "n_items" and n is not None:
+        return str(int(n))
+    return "" if v is None else str(v)
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+def render(lb: Leaderboard, fmt: str) -> str:
+    if fmt == "terminal":
+        return _terminal(lb)
+    if fmt == "markdown":
+        return _markdown(lb)
+    if fmt == "csv":
+        return _csv(lb)
+    if fmt == "json":
+        return _json(lb)
+    if fmt == "html":
+        from .leaderboard_html import page
+
+        return page(lb)
+    raise UsageError(f"unknown leaderboard format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+def write_all(lb: Leaderboard, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt, ext in (("markdown", "md"), ("csv", "csv"), ("json", "json"), ("html", "html")):
+        p = out_dir / f"leaderboard.{ext}"
+        p.write_text(render(lb, fmt), encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+def terminal_renderable(lb: Leaderboard) -> Any:
+    """A rich renderable of all tables, for callers that print to their own Console."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    parts: list[Any] = []
+    for t in lb.tables:
+        rt = RichTable(
+            title=f"{t.title}",
+            caption=meta_line(t),
+            box=box.SIMPLE_HEAVY,
+            title_style="bold",
+            caption_style="dim",
+            header_style="bold cyan",
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        # Group-level fields live in the title; the default run id already carries the date.
+        cols = [c for c in columns(t) if c not in ("judge", "reference", "templates", "date")]
+        for c in cols:
+            numeric = c in t.metrics or c in t.context or c in ("rank", "n_items")
+            rt.add_column(
+                HEAD.get(c, label(c)),
+                justify="right" if numeric else "left",
+                min_width=18 if c == "model" else None,
+                no_wrap=c == "run_id" or c in t.metrics,
+            )
+        for row in records(t):
+            cells: list[Any] = []
+            for c in cols:
+                text = cell(t, c, row)
+                if c == "model":
+                    text = short_model(str(row.get("model")))
+                if c in t.metrics and fmt_interval(c, row):
+                    cells.append(Text(text + "\n") + Text(fmt_interval(c, row), style="dim"))
+                else:
+                    cells.append(text)
+            rt.add_row(*cells, style="dim italic" if row.get("published") else None)
+        parts += [rt, Text("")]
+    if not lb.tables:
+        parts.append(Text("No complete runs in the store yet."))
+    parts += [Text(n, style="dim") for n in footnotes(lb)]
+    return Group(*parts)
+
+
+def _terminal(lb: Leaderboard) -> str:
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size((160, 24)).columns if tty else 160
+    buf = io.StringIO()
+    Console(file=buf, force_terminal=tty, width=width, highlight=False).print(
+        terminal_renderable(lb)
+    )
+    return buf.getvalue()
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def _markdown(lb: Leaderboard) -> str:
+    out = ["# codal-eval leaderboard", "", f"_Generated {lb.generated}._", ""]
+    for t in lb.tables:
+        out += [f"## {t.title}", "", _md_escape(meta_line(t)), ""]
+        cols = columns(t)
+        out.append("| " + " | ".join(HEAD.get(c, label(c)) for c in cols) + " |")
+        out.append(
+            "|"
+            + "|".join(
+                "---:" if c in t.metrics or c in t.context or c in ("rank", "n_items") else "---"
+                for c in cols
+            )
+            + "|"
+        )
+        for row in records(t):
+            cells = []
+            for c in cols:
+                text = _md_escape(cell(t, c, row))
+                if c in t.metrics and fmt_interval(c, row):
+                    text += f" <sub>{fmt_interval(c, row)}</sub>"
+                if c == "model" and row.get("published"):
+                    text = f"_{text}_"
+                if c == "run_id" and text:
+                    text = f"`{text}`"
+                cells.append(text)
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if not lb.tables:
+        out += ["No complete runs in the store yet.", ""]
+    out += [f"- {_md_escape(n)}" for n in footnotes(lb)]
+    return "\n".join(out) + "\n"
+
+
+def _csv(lb: Leaderboard) -> str:
+    import pandas as pd
+
+    frames = []
+    for t in lb.tables:
+        f = t.frame.copy()
+        f.insert(0, "table_kind", t.kind)
+        f.insert(0, "table", t.id)
+        frames.append(f)
+    if not frames:
+        return "table,table_kind,model,run_id\n"
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    first = [
+        "table",
+        "table_kind",
+        "published",
+        "rank",
+        "tie",
+        "rank_lo",
+        "rank_hi",
+        "model",
+        "run_id",
+    ]
+    df = df[[c for c in first if c in df] + [c for c in df if c not in first]]
+    for c in ("rank", "rank_lo", "rank_hi", "n_items"):  # integers, blank when not ranked
+        df[c] = df[c].astype("Int64")
+    return str(df.to_csv(index=False, lineterminator="\n"))
+
+
+def to_dict(lb: Leaderboard) -> dict[str, Any]:
+    return {
+        "generated": lb.generated,
+        "n_boot": lb.n_boot,
+        "seed": lb.seed,
+        "source": lb.source,
+        "tables": [
+            {
+                "id": t.id,
+                "kind": t.kind,
+                "title": t.title,
+                "meta": t.meta,
+                "metrics": t.metrics,
+                "context": t.context,
+                "rank_by": t.rank_by,
+                "published_only": t.published_only,
+                "rows": records(t),
+            }
+            for t in lb.tables
+        ],
+        "skipped": lb.skipped,
+        "notes": footnotes(lb),
+    }
+
+
+def _json(lb: Leaderboard) -> str:
+    return json.dumps(to_dict(lb), indent=2, ensure_ascii=False, default=str) + "\n"

@@ -1,0 +1,124 @@
+"""Acceptance 4: the example workflow is valid GitHub Actions YAML with the gate wired in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+WORKFLOW = Path(__file__).resolve().parent.parent / "examples" / "ci" / "codal-eval.yml"
+
+
+@pytest.fixture(scope="module")
+def wf() -> dict[Any, Any]:
+    data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _on(wf: dict[Any, Any]) -> dict[str, Any]:
+    # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean True; GitHub reads it as "on".
+    on = wf.get("on", wf.get(True))
+    assert isinstance(on, dict), "workflow has no `on:` triggers"
+    return on
+
+
+def test_top_level_structure(wf: dict[Any, Any]) -> None:
+    assert isinstance(wf["name"], str) and wf["name"]
+    on = _on(wf)
+    assert {"push", "pull_request", "workflow_dispatch"} <= set(on)
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert inputs["checkpoint"]["required"] is True
+    assert inputs["backend"]["type"] == "choice" and inputs["backend"]["options"] == ["gpu", "api"]
+    for inp in inputs.values():
+        assert inp["type"] in ("string", "choice", "boolean", "number", "environment")
+    assert isinstance(wf["jobs"], dict) and wf["jobs"]
+
+
+def test_jobs_and_steps_are_well_formed(wf: dict[Any, Any]) -> None:
+    allowed_job = {
+        "name",
+        "if",
+        "runs-on",
+        "timeout-minutes",
+        "env",
+        "steps",
+        "needs",
+        "permissions",
+        "concurrency",
+        "strategy",
+        "outputs",
+        "environment",
+    }
+    allowed_step = {
+        "name",
+        "id",
+        "if",
+        "uses",
+        "run",
+        "with",
+        "env",
+        "shell",
+        "continue-on-error",
+        "timeout-minutes",
+        "working-directory",
+    }
+    for job_id, job in wf["jobs"].items():
+        assert set(job) <= allowed_job, (job_id, set(job) - allowed_job)
+        assert isinstance(job["runs-on"], (str, list))
+        assert isinstance(job["steps"], list) and job["steps"]
+        for step in job["steps"]:
+            assert set(step) <= allowed_step, (job_id, step)
+            assert ("uses" in step) != ("run" in step), (
+                f"{job_id}: a step needs exactly one of uses/run"
+            )
+            if "uses" in step:
+                assert "@" in step["uses"], f"{step['uses']} must pin a version"
+
+
+def _check_step(job: dict[str, Any]) -> str:
+    runs = [s["run"] for s in job["steps"] if "codal-eval check" in s.get("run", "")]
+    assert len(runs) == 1
+    return str(runs[0])
+
+
+def test_gpu_job_runs_the_gate_and_reports(wf: dict[Any, Any]) -> None:
+    job = wf["jobs"]["gate-gpu"]
+    assert job["runs-on"] == ["self-hosted", "gpu"]
+    steps = job["steps"]
+    assert any("codal-eval[vllm]" in s.get("run", "") for s in steps)
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("actions/checkout@") for u in uses)
+    assert any(u.startswith("actions/cache/restore@") for u in uses)
+    assert any(u.startswith("actions/upload-artifact@") for u in uses)
+    run = _check_step(job)
+    for flag in (
+        "--model",
+        "--baseline",
+        "--judge",
+        "--junit",
+        "--summary-md",
+        "--json",
+        "--inconclusive",
+    ):
+        assert flag in run
+    # the check step's exit code is the job's: exit 1 (regression) fails it, with an annotation
+    assert "exit $code" in run and '1) echo "::error' in run
+    check_index = next(i for i, s in enumerate(steps) if "codal-eval check" in s.get("run", ""))
+    after = steps[check_index + 1 :]
+    assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in after)
+    assert all(str(s.get("if", "")).startswith("always()") for s in after), (
+        "reports must survive a failed gate"
+    )
+
+
+def test_api_variant_uses_secrets_not_a_gpu(wf: dict[Any, Any]) -> None:
+    job = wf["jobs"]["gate-api"]
+    assert job["runs-on"] == "ubuntu-latest"
+    assert "vllm" not in " ".join(s.get("run", "") for s in job["steps"])
+    assert "--base-url" in _check_step(job)
+    env = wf["env"]
+    assert env["OPENAI_API_KEY"] == "${{ secrets.OPENAI_API_KEY }}"
+    assert "${{ secrets." in env["ANTHROPIC_API_KEY"]
