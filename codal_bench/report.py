@@ -34,6 +34,7 @@ def summary_table(run_id: str | None, summary: dict[str, Any], record: dict[str,
         )
         for k, v in summary[key]["pass_at"].items():
             table.add_row(f"{label} pass@{k}", f"{v:.3f}", str(summary[key]["tasks"]))
+    table.add_row("empty answers (graded)", str(summary.get("empty_answers", 0)), "")
     table.add_row("errors (not graded)", str(summary.get("errors", 0)), "")
     return table
 

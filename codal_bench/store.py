@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sqlite3
 import time
 import uuid
@@ -43,6 +44,31 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS run_items_gen ON run_items(gen_key);
     """,
 }
+
+
+def _disk_problem(path: Path) -> str | None:
+    """Why the folder holding the store cannot take writes, in words a user can act on."""
+    folder = path.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return f"{folder} is on a read-only file system"
+    free = st.f_bavail * st.f_frsize
+    if free < (1 << 20):
+        return f"the disk holding {folder} is full ({free // 1024} KiB free)"
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_store_path() -> Path:
@@ -100,10 +126,14 @@ class Store:
                 self._migrate()
             else:
                 self._check_version()
-        except sqlite3.DatabaseError as exc:
-            raise CodalError(f"store {self.path} cannot be used: {exc}") from exc
-        except OSError as exc:
-            raise CodalError(f"store {self.path} cannot be opened: {exc}") from exc
+        except (sqlite3.DatabaseError, OSError, CodalError) as exc:
+            problem = None if readonly else _disk_problem(self.path)
+            if problem:
+                raise CodalError(f"store {self.path} cannot be written: {problem}") from exc
+            if isinstance(exc, CodalError):
+                raise
+            verb = "used" if isinstance(exc, sqlite3.DatabaseError) else "opened"
+            raise CodalError(f"store {self.path} cannot be {verb}: {exc}") from exc
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -153,6 +183,9 @@ class Store:
 
     def check_writable(self) -> None:
         """Fail before any paid request when the store cannot take writes (read-only, full)."""
+        problem = _disk_problem(self.path)
+        if problem:
+            raise CodalError(f"store {self.path} cannot be written: {problem}")
         try:
             with self.transaction() as c:
                 c.execute(
@@ -246,12 +279,25 @@ class Store:
     ) -> str:
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         now = time.time()
+        owner = {"host": platform.node(), "pid": os.getpid()}
         with self.transaction() as c:
+            self._mark_dead_runs(c)
             c.execute(
                 "INSERT INTO runs VALUES(?,?,?,?,?,?,?,?)",
-                (run_id, now, now, "running", model, judge, canonical_json(config), "{}"),
-            )
+                (run_id, now, now, "running", model, judge, canonical_json(config),
+                 canonical_json({"owner": owner})),
+            )  # fmt: skip
         return run_id
+
+    def _mark_dead_runs(self, c: sqlite3.Connection) -> None:
+        """A run whose process died (kill -9, power loss) on this host is marked interrupted."""
+        for r in c.execute("SELECT run_id, record FROM runs WHERE status='running'").fetchall():
+            owner = json.loads(r["record"] or "{}").get("owner") or {}
+            if owner.get("host") == platform.node() and not _pid_alive(int(owner.get("pid", 0))):
+                c.execute(
+                    "UPDATE runs SET status='interrupted', updated=? WHERE run_id=?",
+                    (time.time(), r["run_id"]),
+                )
 
     def update_run(
         self, run_id: str, *, status: str | None = None, record: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..resources import data_dir
 from ..scores import PREFERENCES
 from ..types import Message, Sample, UsageError, content_hash
 from .config import task_config
@@ -121,7 +122,15 @@ class CodalBenchTask:
 
     def _guidelines(self, principles: str | None) -> tuple[dict[str, str], dict[str, str]]:
         if principles is None:
-            g = {p: str(self.config["guidelines"][p]).strip() for p in PREFERENCES}
+            given = self.config.get("guidelines")
+            given = given if isinstance(given, dict) else {}
+            missing = [p for p in PREFERENCES if not str(given.get(p) or "").strip()]
+            if missing:
+                raise UsageError(
+                    f"{data_dir('tasks') / 'codal-bench.yaml'}: 'guidelines' has no entry for "
+                    f"{', '.join(missing)}"
+                )
+            g = {p: str(given[p]).strip() for p in PREFERENCES}
             return g, {"name": "codal", "sha256": content_hash(g)}
         path = Path(principles)
         try:
@@ -137,7 +146,11 @@ class CodalBenchTask:
         return g, {"name": str(path.resolve()), "sha256": content_hash(g)}
 
     def _load_rows(self, data: str | None) -> list[dict[str, Any]]:
-        src = self.config["source"]
+        src = self.config.get("source")
+        if not isinstance(src, dict) or "hf_dataset" not in src:
+            raise UsageError(
+                f"{data_dir('tasks') / 'codal-bench.yaml'}: 'source' needs hf_dataset and split"
+            )
         local = data or os.environ.get(src.get("env", "CODAL_BENCH_DATA"))
         if local:
             path = Path(local).expanduser()
