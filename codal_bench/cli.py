@@ -136,13 +136,18 @@ def run_cmd(**kw: Any) -> None:
     )  # fmt: skip
     from .progress import Progress
 
-    store = _store(kw["store"])
+    opened: list[Any] = []
+
+    def open_store() -> Any:  # opened only once the input has been checked
+        opened.append(_store(kw["store"]))
+        return opened[0]
+
     with Progress(enabled=not kw["quiet"]) as progress:
-        result = run(opts, store, progress)
+        result = run(opts, open_store, progress)
     if result.dry_run is not None:
         print_dry_run(result.dry_run)
     else:
-        print_summary(result.run_id, result.summary, result.record, store.path)
+        print_summary(result.run_id, result.summary, result.record, opened[0].path)
 
 
 @cli.command("grade")

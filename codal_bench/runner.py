@@ -200,14 +200,17 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def run(opts: RunOptions, store: Store, progress: Progress | None = None,
+def run(opts: RunOptions, store: Store | Callable[[], Store], progress: Progress | None = None,
         parent: dict[str, Any] | None = None) -> RunResult:  # fmt: skip
-    """Evaluate one model; see the module docstring for the stages."""
+    """Evaluate one model; see the module docstring for the stages.
+
+    `store` may be a function that opens it, so that bad input is reported before a store file
+    is created.
+    """
     from .judging import build_judges, grade_inputs, judge_config
     from .scores import run_summary
 
     t0 = time.monotonic()
-    runner = Runner(store, progress)
     spec = parse_spec(opts.model, opts.model_options)
     judge_spec = parse_spec(opts.judge, opts.judge_options) if opts.judge else None
     tasks = [make_task(t, opts) for t in _check_tasks(opts.tasks)]
@@ -266,6 +269,9 @@ def run(opts: RunOptions, store: Store, progress: Progress | None = None,
         "tasks": task_cfg, "parent_run": (parent or {}).get("run_id"),
     }  # fmt: skip
 
+    if callable(store):
+        store = store()
+    runner = Runner(store, progress)
     if opts.dry_run:
         return RunResult(None, {}, {}, [], dry_run=_dry_run(store, requests, spec))
 
