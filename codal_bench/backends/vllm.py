@@ -202,6 +202,10 @@ def _vllm_version() -> str:
 
 def import_vllm() -> Any:
     """Import vLLM or say exactly what to install; a broken install shows its own error."""
+    # vLLM logs to stdout at INFO by default; our stdout carries tables and JSON. Users who want
+    # its chatter back set these variables themselves.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     try:
         import vllm
     except ModuleNotFoundError as exc:
