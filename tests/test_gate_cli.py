@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import subprocess
@@ -90,12 +89,6 @@ def test_check_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 # -- acceptance 1 through the real command line -------------------------------------------------
 
-needs_replay_stack = pytest.mark.skipif(
-    importlib.util.find_spec("codal_bench.tasks.humaneval_plus") is None,
-    reason="the HumanEval+ task (lead's work in progress) is not in the tree yet",
-)
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "codal_bench.cli", *args],
@@ -115,7 +108,6 @@ def _samples(path: Path, problems: list[dict[str, Any]], broken: int) -> Path:
     return path
 
 
-@needs_replay_stack
 @pytest.mark.slow
 def test_acceptance_through_the_cli(tmp_path: Path, heplus_data: Path) -> None:
     with gzip.open(heplus_data, "rt", encoding="utf-8") as f:

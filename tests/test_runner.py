@@ -114,3 +114,31 @@ def test_corrupt_store_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CodalError, match="cannot be used"):
         Store(bad)
+
+
+def test_swapping_templates_regrades(codal_data: Path, store_path: Path, upstream_prompts: Path) -> None:
+    store = Store(store_path)
+    run(_opts(codal_data, limit=1), store)
+    run(_opts(codal_data, limit=1, judge_templates=str(upstream_prompts)), store)
+    assert len(CountingBackend.calls) == 5
+    assert len(JudgeBackend.calls) == 10
+    run(_opts(codal_data, limit=1, judge_templates=str(upstream_prompts)), store)
+    assert len(JudgeBackend.calls) == 10
+
+
+def test_grade_command_regrades_without_generating(codal_data: Path, store_path: Path) -> None:
+    from codal_bench.regrade import regrade
+
+    store = Store(store_path)
+    first = run(_opts(codal_data, limit=1, tasks=["codal-bench"]), store)
+    assert first.run_id
+    res = regrade(store, first.run_id, judge="judge:j2")
+    assert len(CountingBackend.calls) == 5  # no new answers
+    assert len(JudgeBackend.calls) == 10
+    info = store.run(res.run_id or "")
+    assert info.config["parent_run"] == first.run_id and info.config["judge"] == "judge:j2"
+    assert info.status == "complete" and len(store.results(info.run_id)) == 5
+    old = {r["item_id"]: r["answer"] for r in first.rows}
+    assert {r["item_id"]: r["answer"] for r in store.results(info.run_id)} == old
+    regrade(store, first.run_id, judge="judge:j2")
+    assert len(JudgeBackend.calls) == 10  # the same judge again: all cached
