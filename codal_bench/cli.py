@@ -6,13 +6,16 @@ Imports are deferred into the commands so that `codal-eval --help` stays instant
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from click_default_group import DefaultGroup
 
 from .types import CodalError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _TASK_HELP = "Comma-separated tasks (default: codal-bench,humaneval-plus)."
 
@@ -54,60 +57,116 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr)
 
 
-@click.group(cls=DefaultGroup, default="run", default_if_no_args=False)
+@click.group("codal-eval", cls=DefaultGroup, default="run", default_if_no_args=False)
 @click.version_option(package_name="codal-eval")
-def cli() -> None:
+def _group() -> None:
     """Evaluate a code LLM on CODAL-Bench and HumanEval+, and file it in a leaderboard.
 
     `codal-eval --model SPEC --judge SPEC` runs the default command (run).
     """
 
 
-def _model_options(f: Any) -> Any:
-    for opt in reversed([
-        click.option("--base-url", help="OpenAI-compatible server for the model (e.g. vllm serve)."),
-        click.option("-M", "model_kv", multiple=True, metavar="KEY=VALUE", help="Backend option for the model."),
-        click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True),
-    ]):  # fmt: skip
+# DefaultGroup is untyped; the commands below only need the click.Group interface.
+cli: click.Group = _group
+
+
+def _model_options(f: F) -> F:
+    for opt in reversed(
+        [
+            click.option(
+                "--base-url", help="OpenAI-compatible server for the model (e.g. vllm serve)."
+            ),
+            click.option(
+                "-M",
+                "model_kv",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Backend option for the model.",
+            ),
+            click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True),
+        ]
+    ):
         f = opt(f)
     return f
 
 
-def _judge_options(f: Any) -> Any:
-    for opt in reversed([
-        click.option("--judge", help="Judge model spec (gpt-4, claude-…, a checkpoint dir, smollm2, BACKEND:NAME)."),
-        click.option("--judge-templates", help="Judge template set: a name under judges/ or a folder (ours or upstream)."),
-        click.option("--reference", help="Reference column: gpt-4-turbo, gpt-3.5-turbo or claude-3-sonnet-20240229."),
-        click.option("--judge-base-url", help="OpenAI-compatible server for the judge."),
-        click.option("-J", "judge_kv", multiple=True, metavar="KEY=VALUE", help="Backend option for the judge."),
-        click.option("--judge-concurrency", type=click.IntRange(1), default=8, show_default=True),
-        click.option("--judge-repeats", type=click.IntRange(1), default=1, show_default=True,
-                     help="Grade each answer K times (measures the judge's own noise)."),
-    ]):  # fmt: skip
+def _judge_options(f: F) -> F:
+    for opt in reversed(
+        [
+            click.option(
+                "--judge",
+                help="Judge model spec (gpt-4, claude-…, a checkpoint dir, smollm2, BACKEND:NAME).",
+            ),
+            click.option(
+                "--judge-templates",
+                help="Judge template set: a name under judges/ or a folder (ours or upstream).",
+            ),
+            click.option(
+                "--reference",
+                help="Reference column: gpt-4-turbo, gpt-3.5-turbo or claude-3-sonnet-20240229.",
+            ),
+            click.option("--judge-base-url", help="OpenAI-compatible server for the judge."),
+            click.option(
+                "-J",
+                "judge_kv",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Backend option for the judge.",
+            ),
+            click.option(
+                "--judge-concurrency", type=click.IntRange(1), default=8, show_default=True
+            ),
+            click.option(
+                "--judge-repeats",
+                type=click.IntRange(1),
+                default=1,
+                show_default=True,
+                help="Grade each answer K times (measures the judge's own noise).",
+            ),
+        ]
+    ):
         f = opt(f)
     return f
 
 
-def _store_option(f: Any) -> Any:
-    return click.option("--store", type=click.Path(dir_okay=False), help="Results store (SQLite).")(f)
+def _store_option(f: F) -> F:
+    return click.option("--store", type=click.Path(dir_okay=False), help="Results store (SQLite).")(
+        f
+    )
 
 
 @cli.command("run")
-@click.option("--model", required=True, help="Model spec: a checkpoint dir, gpt-4o, claude-…, smollm2, BACKEND:NAME.")
+@click.option(
+    "--model",
+    required=True,
+    help="Model spec: a checkpoint dir, gpt-4o, claude-…, smollm2, BACKEND:NAME.",
+)
 @_model_options
 @_judge_options
 @click.option("--tasks", default="codal-bench,humaneval-plus", show_default=True, help=_TASK_HELP)
-@click.option("--limit", type=click.IntRange(1), help="Items per CODAL preference (first N tasks for HumanEval+).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    help="Items per CODAL preference (first N tasks for HumanEval+).",
+)
 @click.option("--task-ids", help="Comma-separated item ids, or @FILE.")
 @click.option("--data", multiple=True, metavar="[TASK=]PATH", help="Local data file (offline).")
-@click.option("--principles", type=click.Path(exists=True, dir_okay=False), help="Upstream principles.json: use entry 0 of each preference.")
+@click.option(
+    "--principles",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Upstream principles.json: use entry 0 of each preference.",
+)
 @click.option("--samples", type=click.IntRange(1), help="Samples per HumanEval+ task (for pass@k).")
 @click.option("--temperature", type=float)
 @click.option("--top-p", type=float)
 @click.option("--max-tokens", type=click.IntRange(1))
 @click.option("--seed", type=int)
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds per request.")
-@click.option("--dry-run", is_flag=True, help="Count requests and tokens (cache hits included); send nothing.")
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds per request."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Count requests and tokens (cache hits included); send nothing."
+)
 @click.option("--max-cost", type=float, help="Stop before spending more than this many USD.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_store_option
@@ -125,15 +184,29 @@ def run_cmd(**kw: Any) -> None:
     if kw["judge_base_url"]:
         j_opts["base_url"] = kw["judge_base_url"]
     opts = RunOptions(
-        model=kw["model"], judge=kw["judge"], tasks=tasks, limit=kw["limit"],
-        task_ids=_split(kw["task_ids"]), data=_data_map(kw["data"], tasks),
-        principles=kw["principles"], reference=kw["reference"],
-        judge_templates=kw["judge_templates"], model_options=m_opts, judge_options=j_opts,
-        concurrency=kw["concurrency"], judge_concurrency=kw["judge_concurrency"],
-        samples=kw["samples"], temperature=kw["temperature"], top_p=kw["top_p"],
-        max_tokens=kw["max_tokens"], seed=kw["seed"], judge_repeats=kw["judge_repeats"],
-        dry_run=kw["dry_run"], max_cost=kw["max_cost"], timeout_s=kw["timeout"],
-    )  # fmt: skip
+        model=kw["model"],
+        judge=kw["judge"],
+        tasks=tasks,
+        limit=kw["limit"],
+        task_ids=_split(kw["task_ids"]),
+        data=_data_map(kw["data"], tasks),
+        principles=kw["principles"],
+        reference=kw["reference"],
+        judge_templates=kw["judge_templates"],
+        model_options=m_opts,
+        judge_options=j_opts,
+        concurrency=kw["concurrency"],
+        judge_concurrency=kw["judge_concurrency"],
+        samples=kw["samples"],
+        temperature=kw["temperature"],
+        top_p=kw["top_p"],
+        max_tokens=kw["max_tokens"],
+        seed=kw["seed"],
+        judge_repeats=kw["judge_repeats"],
+        dry_run=kw["dry_run"],
+        max_cost=kw["max_cost"],
+        timeout_s=kw["timeout"],
+    )
     from .progress import Progress
 
     opened: list[Any] = []
@@ -168,17 +241,24 @@ def grade_cmd(run_id: str, **kw: Any) -> None:
     store = _store(kw["store"])
     with Progress(enabled=not kw["quiet"]) as progress:
         result = regrade(
-            store, run_id, judge=kw["judge"], judge_options=j_opts,
-            judge_templates=kw["judge_templates"], reference=kw["reference"],
-            judge_repeats=kw["judge_repeats"], concurrency=kw["judge_concurrency"],
+            store,
+            run_id,
+            judge=kw["judge"],
+            judge_options=j_opts,
+            judge_templates=kw["judge_templates"],
+            reference=kw["reference"],
+            judge_repeats=kw["judge_repeats"],
+            concurrency=kw["judge_concurrency"],
             progress=progress,
-        )  # fmt: skip
+        )
     print_summary(result.run_id, result.summary, result.record, store.path)
 
 
 @cli.command("export")
 @click.argument("run_id")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
+@click.option(
+    "--out", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout)."
+)
 @_store_option
 def export_cmd(run_id: str, out: str | None, store: str | None) -> None:
     """Per-sample results of a run as JSONL."""
@@ -194,9 +274,16 @@ def export_cmd(run_id: str, out: str | None, store: str | None) -> None:
 
 
 @cli.command("leaderboard")
-@click.option("--format", "fmt", type=click.Choice(["terminal", "markdown", "csv", "json", "html"]),
-              default="terminal", show_default=True)  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False), help="Write every format into this folder.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["terminal", "markdown", "csv", "json", "html"]),
+    default="terminal",
+    show_default=True,
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Write every format into this folder."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_store_option
 def leaderboard_cmd(fmt: str, out: str | None, seed: int, store: str | None) -> None:
@@ -219,7 +306,9 @@ def leaderboard_cmd(fmt: str, out: str | None, seed: int, store: str | None) -> 
 @_judge_options
 @_model_options
 @click.option("--max-drop", multiple=True, metavar="METRIC=VALUE", help="Allowed drop per metric.")
-@click.option("--inconclusive", type=click.Choice(["pass", "fail"]), default="fail", show_default=True)
+@click.option(
+    "--inconclusive", type=click.Choice(["pass", "fail"]), default="fail", show_default=True
+)
 @click.option("--junit", type=click.Path(dir_okay=False))
 @click.option("--summary-md", type=click.Path(dir_okay=False))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))

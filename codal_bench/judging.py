@@ -14,9 +14,12 @@ from .types import Backend, Generation, GradeInput, Judge, Request, Sample, Task
 
 
 def build_judges(
-    tasks: Sequence[Task], judge_backend: Backend | None, judge_spec: ModelSpec | None,
-    opts: Any, task_cfg: dict[str, Any],
-) -> dict[str, Judge]:  # fmt: skip
+    tasks: Sequence[Task],
+    judge_backend: Backend | None,
+    judge_spec: ModelSpec | None,
+    opts: Any,
+    task_cfg: dict[str, Any],
+) -> dict[str, Judge]:
     """One judge per judge kind the tasks name (codal → the LLM judge, humaneval → execution)."""
     judges: dict[str, Judge] = {}
     for task in tasks:
@@ -28,9 +31,12 @@ def build_judges(
                 if judge_backend is None or judge_spec is None:
                     raise UsageError("CODAL-Bench needs a judge: pass --judge SPEC")
                 judge = cls(
-                    judge_backend, model_name=judge_spec.model, templates=opts.judge_templates,
-                    reference=opts.reference, repeats=opts.judge_repeats,
-                )  # fmt: skip
+                    judge_backend,
+                    model_name=judge_spec.model,
+                    templates=opts.judge_templates,
+                    reference=opts.reference,
+                    repeats=opts.judge_repeats,
+                )
                 # Resolve the reference column now: a missing column fails before any call.
                 judge.reference_for(task_cfg[task.name]["data"].get("reference_columns", []))
                 judges[kind] = judge
@@ -40,9 +46,11 @@ def build_judges(
 
 
 def grade_inputs(
-    by_item: Sequence[tuple[Task, Sample, int, Request]], answers: dict[str, Generation],
-    kind: str, repeats: int,
-) -> list[GradeInput]:  # fmt: skip
+    by_item: Sequence[tuple[Task, Sample, int, Request]],
+    answers: dict[str, Generation],
+    kind: str,
+    repeats: int,
+) -> list[GradeInput]:
     """Every answer that exists, once per judge repeat; failed generations are not graded."""
     out = []
     for task, sample, k, req in by_item:
@@ -65,4 +73,3 @@ def judge_config(judge: Any, task_cfg: dict[str, Any]) -> dict[str, Any]:
         "judge_sampling": judge.sampling(),
         "reference": judge.reference_for(columns),
     }
-

@@ -31,9 +31,13 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._live = RichProgress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-            )  # fmt: skip
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
             self._live.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
@@ -47,7 +51,7 @@ class Progress:
         if total:
             self._start()
         if self._live is None or total == 0:
-            yield lambda n=1: None
+            yield _ignore
             return
         tid = self._live.add_task(description, total=total)
 
@@ -55,3 +59,7 @@ class Progress:
             self._live.advance(tid, n)
 
         yield advance
+
+
+def _ignore(n: int = 1) -> None:
+    """advance() of a bar that is not shown."""

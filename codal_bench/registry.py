@@ -80,9 +80,12 @@ def describe_all(check: bool = True) -> list[PluginInfo]:
         for name, ep in sorted(_entry_points(kind).items()):
             dist = ep.dist
             info = PluginInfo(
-                kind, name, ep.value,
-                dist.metadata["Name"] if dist else "?", dist.version if dist else "?",
-            )  # fmt: skip
+                kind,
+                name,
+                ep.value,
+                dist.metadata["Name"] if dist else "?",
+                dist.version if dist else "?",
+            )
             if check:
                 try:
                     ep.load()

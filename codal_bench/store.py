@@ -214,9 +214,14 @@ class Store:
                 sql += " AND error IS NULL"
             for r in self.conn.execute(sql, chunk):
                 out[r["key"]] = Generation(
-                    r["key"], r["text"], r["error"], r["prompt_tokens"],
-                    r["completion_tokens"], r["finish_reason"], r["latency_s"],
-                )  # fmt: skip
+                    r["key"],
+                    r["text"],
+                    r["error"],
+                    r["prompt_tokens"],
+                    r["completion_tokens"],
+                    r["finish_reason"],
+                    r["latency_s"],
+                )
         return out
 
     def put_generations(
@@ -231,17 +236,38 @@ class Store:
                 if g.error is not None:
                     c.execute(
                         "INSERT INTO generations VALUES(?,?,?,?,?,?,?,?,?,?) "
-                        "ON CONFLICT(key) DO UPDATE SET error=excluded.error, created=excluded.created "
+                        "ON CONFLICT(key) DO UPDATE SET "
+                        "error=excluded.error, created=excluded.created "
                         "WHERE generations.error IS NOT NULL",
-                        (g.key, model, canonical_json(requests.get(g.key, {})), None, g.error,
-                         None, None, g.finish_reason, g.latency_s, now),
-                    )  # fmt: skip
+                        (
+                            g.key,
+                            model,
+                            canonical_json(requests.get(g.key, {})),
+                            None,
+                            g.error,
+                            None,
+                            None,
+                            g.finish_reason,
+                            g.latency_s,
+                            now,
+                        ),
+                    )
                 else:
                     c.execute(
                         "INSERT OR REPLACE INTO generations VALUES(?,?,?,?,?,?,?,?,?,?)",
-                        (g.key, model, canonical_json(requests.get(g.key, {})), g.text, None,
-                         g.prompt_tokens, g.completion_tokens, g.finish_reason, g.latency_s, now),
-                    )  # fmt: skip
+                        (
+                            g.key,
+                            model,
+                            canonical_json(requests.get(g.key, {})),
+                            g.text,
+                            None,
+                            g.prompt_tokens,
+                            g.completion_tokens,
+                            g.finish_reason,
+                            g.latency_s,
+                            now,
+                        ),
+                    )
 
     # -- grades ---------------------------------------------------------------------------
 
@@ -284,9 +310,17 @@ class Store:
             self._mark_dead_runs(c)
             c.execute(
                 "INSERT INTO runs VALUES(?,?,?,?,?,?,?,?)",
-                (run_id, now, now, "running", model, judge, canonical_json(config),
-                 canonical_json({"owner": owner})),
-            )  # fmt: skip
+                (
+                    run_id,
+                    now,
+                    now,
+                    "running",
+                    model,
+                    judge,
+                    canonical_json(config),
+                    canonical_json({"owner": owner}),
+                ),
+            )
         return run_id
 
     def _mark_dead_runs(self, c: sqlite3.Connection) -> None:
@@ -319,11 +353,19 @@ class Store:
             c.executemany(
                 "INSERT OR REPLACE INTO run_items VALUES(?,?,?,?,?,?,?,?)",
                 [
-                    (run_id, i.task, i.item_id, i.group, i.sample_index, i.repeat, i.gen_key,
-                     i.grade_key)
+                    (
+                        run_id,
+                        i.task,
+                        i.item_id,
+                        i.group,
+                        i.sample_index,
+                        i.repeat,
+                        i.gen_key,
+                        i.grade_key,
+                    )
                     for i in items
                 ],
-            )  # fmt: skip
+            )
 
     def runs(self, status: str | None = None) -> list[RunInfo]:
         sql = "SELECT * FROM runs"
@@ -373,9 +415,15 @@ class Store:
 
 def _run_info(r: sqlite3.Row) -> RunInfo:
     return RunInfo(
-        r["run_id"], r["created"], r["updated"], r["status"], r["model"], r["judge"],
-        json.loads(r["config"]), json.loads(r["record"]),
-    )  # fmt: skip
+        r["run_id"],
+        r["created"],
+        r["updated"],
+        r["status"],
+        r["model"],
+        r["judge"],
+        json.loads(r["config"]),
+        json.loads(r["record"]),
+    )
 
 
 def _chunks(seq: Sequence[str], n: int) -> Iterator[list[str]]:

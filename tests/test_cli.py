@@ -19,9 +19,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
     e = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "codal_bench.cli", *args], capture_output=True, text=True, env=e,
+        [sys.executable, "-m", "codal_bench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=e,
         timeout=120,
-    )  # fmt: skip
+    )
 
 
 def _one_error_line(p: subprocess.CompletedProcess[str]) -> str:
@@ -52,8 +55,18 @@ def test_unknown_backend_suggests(store_path: Path) -> None:
 
 
 def test_missing_data_file(store_path: Path, tmp_path: Path) -> None:
-    p = cli("--model", "replay:" + str(_samples(tmp_path)), "--judge", "replay:" + str(_samples(tmp_path)),
-            "--tasks", "codal-bench", "--data", str(tmp_path / "nope.jsonl"), "--store", str(store_path))  # fmt: skip
+    p = cli(
+        "--model",
+        "replay:" + str(_samples(tmp_path)),
+        "--judge",
+        "replay:" + str(_samples(tmp_path)),
+        "--tasks",
+        "codal-bench",
+        "--data",
+        str(tmp_path / "nope.jsonl"),
+        "--store",
+        str(store_path),
+    )
     assert p.returncode == 2
     assert "does not exist" in _one_error_line(p)
     assert not store_path.exists() or Store(store_path).runs() == []
@@ -62,31 +75,65 @@ def test_missing_data_file(store_path: Path, tmp_path: Path) -> None:
 def test_wrong_columns(store_path: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "preference": "style"}) + "\n")
-    p = cli("--model", "replay:" + str(_samples(tmp_path)), "--judge", "replay:" + str(_samples(tmp_path)),
-            "--tasks", "codal-bench", "--data", str(bad), "--store", str(store_path))  # fmt: skip
+    p = cli(
+        "--model",
+        "replay:" + str(_samples(tmp_path)),
+        "--judge",
+        "replay:" + str(_samples(tmp_path)),
+        "--tasks",
+        "codal-bench",
+        "--data",
+        str(bad),
+        "--store",
+        str(store_path),
+    )
     assert p.returncode == 2
     line = _one_error_line(p)
     assert "missing instruction" in line and "columns found: preference, question" in line
     assert not store_path.exists() or Store(store_path).runs() == []
 
 
-def test_truncated_data_file_names_the_line(store_path: Path, tmp_path: Path, codal_data: Path) -> None:
+def test_truncated_data_file_names_the_line(
+    store_path: Path, tmp_path: Path, codal_data: Path
+) -> None:
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes(codal_data.read_bytes()[:5000])
-    p = cli("--model", "replay:" + str(_samples(tmp_path)), "--judge", "replay:" + str(_samples(tmp_path)),
-            "--tasks", "codal-bench", "--data", str(cut), "--store", str(store_path))  # fmt: skip
+    p = cli(
+        "--model",
+        "replay:" + str(_samples(tmp_path)),
+        "--judge",
+        "replay:" + str(_samples(tmp_path)),
+        "--tasks",
+        "codal-bench",
+        "--data",
+        str(cut),
+        "--store",
+        str(store_path),
+    )
     assert p.returncode == 2
     line = _one_error_line(p)
     assert f"{cut}:" in line and "truncated" in line
 
 
 @pytest.mark.parametrize(
-    ("model", "var"), [("openai:gpt-4o", "OPENAI_API_KEY"), ("claude-3-5-sonnet", "ANTHROPIC_API_KEY")]
+    ("model", "var"),
+    [("openai:gpt-4o", "OPENAI_API_KEY"), ("claude-3-5-sonnet", "ANTHROPIC_API_KEY")],
 )
 def test_missing_api_key(store_path: Path, model: str, var: str) -> None:
-    p = cli("--model", model, "--judge", model, "--store", str(store_path),
-            env={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "OPENAI_BASE_URL": "",
-                 "ANTHROPIC_BASE_URL": ""})  # fmt: skip
+    p = cli(
+        "--model",
+        model,
+        "--judge",
+        model,
+        "--store",
+        str(store_path),
+        env={
+            "OPENAI_API_KEY": "",
+            "ANTHROPIC_API_KEY": "",
+            "OPENAI_BASE_URL": "",
+            "ANTHROPIC_BASE_URL": "",
+        },
+    )
     assert p.returncode != 0
     assert var in _one_error_line(p)
     assert not store_path.exists() or Store(store_path).runs() == []

@@ -49,10 +49,20 @@ def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_request_ends_in_an_answer_or_an_error(kind: str, server: FaultServer) -> None:
     tag = f"every-{kind}"
     faults = {
-        "ok": "answer", "429": "answer", "500": "answer", "503,529": "answer", "hang": "answer",
-        "malformed": "answer", "drop": "answer", "drop,hang": "answer", "429,malformed": "answer",
-        "500*": "error", "malformed*": "error", "400": "error", "drop,hang,500": "error",
-    }  # fmt: skip
+        "ok": "answer",
+        "429": "answer",
+        "500": "answer",
+        "503,529": "answer",
+        "hang": "answer",
+        "malformed": "answer",
+        "drop": "answer",
+        "drop,hang": "answer",
+        "429,malformed": "answer",
+        "500*": "error",
+        "malformed*": "error",
+        "400": "error",
+        "drop,hang,500": "error",
+    }
     prompts = [f"{tag} {i} FAULTS={f}" for i, f in enumerate(faults)]
     b = backend(kind, server)
     batches: list[list[Generation]] = []
@@ -125,9 +135,11 @@ def test_bad_key_stops_the_run(kind: str, server: FaultServer) -> None:
     prompts = [f"fatal-{kind} {i}" + (" FAULTS=401*" if i == 0 else "") for i in range(30)]
     with pytest.raises(BackendFailed, match="401"):
         generate_all(
-            b, requests_for(b, prompts), options=DispatchOptions(**{**OPTS, "concurrency": 1}),
+            b,
+            requests_for(b, prompts),
+            options=DispatchOptions(**{**OPTS, "concurrency": 1}),
             sink=lambda _: None,
-        )  # fmt: skip
+        )
     assert len(server.hits_for(f"fatal-{kind} ")) == 1
 
 
@@ -149,8 +161,12 @@ def test_openai_request_shape(server: FaultServer) -> None:
     )
     assert body["stop"] == ["###"] and body["top_k"] == 40
     # The port is part of the identity: two local servers are two different models.
-    assert b.identity() == {"backend": "openai", "model": "fake-model",
-                            "host": f"127.0.0.1:{server.port}", "options": {"top_k": 40}}  # fmt: skip
+    assert b.identity() == {
+        "backend": "openai",
+        "model": "fake-model",
+        "host": f"127.0.0.1:{server.port}",
+        "options": {"top_k": 40},
+    }
 
 
 def test_anthropic_request_shape(server: FaultServer) -> None:

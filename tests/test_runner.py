@@ -27,21 +27,31 @@ def fake_backends() -> Iterator[None]:
 
 def _opts(codal_data: Path, **kw: object) -> RunOptions:
     base: dict[str, object] = dict(
-        model="counting:m1", judge="judge:j1", tasks=["codal-bench"], limit=2,
+        model="counting:m1",
+        judge="judge:j1",
+        tasks=["codal-bench"],
+        limit=2,
         data={"codal-bench": str(codal_data)},
-    )  # fmt: skip
+    )
     base.update(kw)
     return RunOptions(**base)  # type: ignore[arg-type]
 
 
-def test_codal_run_records_and_second_run_makes_no_calls(codal_data: Path, store_path: Path) -> None:
+def test_codal_run_records_and_second_run_makes_no_calls(
+    codal_data: Path, store_path: Path
+) -> None:
     store = Store(store_path)
     first = run(_opts(codal_data), store)
     assert len(CountingBackend.calls) == 10  # 2 per preference × 5
     assert len(JudgeBackend.calls) == 10
     assert set(first.summary["codal"]) == {
-        "instruction-following", "explanation", "complexity", "readability", "style", "average",
-    }  # fmt: skip
+        "instruction-following",
+        "explanation",
+        "complexity",
+        "readability",
+        "style",
+        "average",
+    }
     info = store.run(first.run_id or "")
     assert info.status == "complete"
     assert info.config["reference"] == "claude-3-sonnet-20240229_response"
@@ -116,7 +126,9 @@ def test_corrupt_store_is_one_clear_error(tmp_path: Path) -> None:
         Store(bad)
 
 
-def test_swapping_templates_regrades(codal_data: Path, store_path: Path, upstream_prompts: Path) -> None:
+def test_swapping_templates_regrades(
+    codal_data: Path, store_path: Path, upstream_prompts: Path
+) -> None:
     store = Store(store_path)
     run(_opts(codal_data, limit=1), store)
     run(_opts(codal_data, limit=1, judge_templates=str(upstream_prompts)), store)

@@ -94,9 +94,8 @@ def validate_rows(rows: list[dict[str, Any]], source: str) -> list[str]:
     refs += extra_refs
     if missing or not refs:
         need = ", ".join(missing + ([] if refs else ["a *_response reference column"]))
-        raise UsageError(
-            f"{source}: not CODAL-Bench data: missing {need} (columns found: {', '.join(sorted(columns))})"
-        )
+        found = ", ".join(sorted(columns))
+        raise UsageError(f"{source}: not CODAL-Bench data: missing {need} (columns found: {found})")
     for n, r in enumerate(rows, 1):
         if r.get("preference") not in PREFERENCES:
             raise UsageError(

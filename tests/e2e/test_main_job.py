@@ -35,9 +35,12 @@ def short_judge(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Pa
 def codal_eval(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
     return subprocess.run(
-        [sys.executable, "-m", "codal_bench.cli", *args, "--quiet"], capture_output=True,
-        text=True, env=env, timeout=timeout,
-    )  # fmt: skip
+        [sys.executable, "-m", "codal_bench.cli", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def _check_run(store_path: Path, out: str, judge_spec_backend: str) -> dict[str, Any]:
@@ -48,8 +51,12 @@ def _check_run(store_path: Path, out: str, judge_spec_backend: str) -> dict[str,
     codal = [r for r in rows if r["task"] == "codal-bench"]
     he = [r for r in rows if r["task"] == "humaneval-plus"]
     assert len(codal) == 5 and {r["group"] for r in codal} == {
-        "instruction-following", "explanation", "complexity", "readability", "style",
-    }  # fmt: skip
+        "instruction-following",
+        "explanation",
+        "complexity",
+        "readability",
+        "style",
+    }
     assert len(he) == 1
     assert all(isinstance(r["answer"], str) and r["gen_error"] is None for r in rows)
     # Every CODAL answer is graded: rated with a rationale, or a parse failure (counted 0).
@@ -74,8 +81,13 @@ def _check_run(store_path: Path, out: str, judge_spec_backend: str) -> dict[str,
     assert diag["parse_failures"] == failures and "self_preference" in diag
     assert diag["self_preference"]["flag"] is True  # same model answers and judges
     # The table shows every CODAL preference, the average and both pass@1 figures.
-    for label in ("CODAL style", "CODAL average", "CODAL parse failures", "HumanEval pass@1",
-                  "HumanEval+ pass@1"):  # fmt: skip
+    for label in (
+        "CODAL style",
+        "CODAL average",
+        "CODAL parse failures",
+        "HumanEval pass@1",
+        "HumanEval+ pass@1",
+    ):
         assert label in out, out
     assert f"│ CODAL parse failures │ {failures:>5} │" in out or str(failures) in out
     return summary
@@ -85,10 +97,24 @@ def test_main_job_in_process_then_fully_cached(
     smollm2_dir: Path, codal_data: Path, heplus_data: Path, short_judge: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "s.sqlite"
-    args = ("--model", str(smollm2_dir), "--judge", str(smollm2_dir), "--limit", "1",
-            "--max-tokens", "96", "--judge-templates", str(short_judge),
-            "--data", f"codal-bench={codal_data}", "--data", f"humaneval-plus={heplus_data}",
-            "--store", str(store))  # fmt: skip
+    args = (
+        "--model",
+        str(smollm2_dir),
+        "--judge",
+        str(smollm2_dir),
+        "--limit",
+        "1",
+        "--max-tokens",
+        "96",
+        "--judge-templates",
+        str(short_judge),
+        "--data",
+        f"codal-bench={codal_data}",
+        "--data",
+        f"humaneval-plus={heplus_data}",
+        "--store",
+        str(store),
+    )
     first = codal_eval(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     summary = _check_run(store, first.stdout, "vllm:")
@@ -110,12 +136,29 @@ def test_main_job_over_http(
 ) -> None:
     store = tmp_path / "s.sqlite"
     p = codal_eval(
-        "--model", "openai:smollm2", "--base-url", openai_server, "--judge", "openai:smollm2",
-        "--judge-base-url", openai_server, "--limit", "1", "--max-tokens", "96",
-        "--judge-templates", str(short_judge), "--concurrency", "4",
-        "--data", f"codal-bench={codal_data}", "--data", f"humaneval-plus={heplus_data}",
-        "--store", str(store),
-    )  # fmt: skip
+        "--model",
+        "openai:smollm2",
+        "--base-url",
+        openai_server,
+        "--judge",
+        "openai:smollm2",
+        "--judge-base-url",
+        openai_server,
+        "--limit",
+        "1",
+        "--max-tokens",
+        "96",
+        "--judge-templates",
+        str(short_judge),
+        "--concurrency",
+        "4",
+        "--data",
+        f"codal-bench={codal_data}",
+        "--data",
+        f"humaneval-plus={heplus_data}",
+        "--store",
+        str(store),
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     _check_run(store, p.stdout, "openai:")
     rec = Store(store).runs()[0].record
@@ -137,9 +180,15 @@ def test_pass_at_k_five_samples_one_batched_call(
 
     monkeypatch.setattr(VLLMBackend, "generate", counting)
     opts = RunOptions(
-        model=str(smollm2_dir), tasks=["humaneval-plus"], limit=8, samples=5, temperature=0.8,
-        max_tokens=256, seed=1, data={"humaneval-plus": str(heplus_data)},
-    )  # fmt: skip
+        model=str(smollm2_dir),
+        tasks=["humaneval-plus"],
+        limit=8,
+        samples=5,
+        temperature=0.8,
+        max_tokens=256,
+        seed=1,
+        data={"humaneval-plus": str(heplus_data)},
+    )
     res = run(opts, Store(store_path))
     assert calls == [40]  # 8 tasks × 5 samples in one batched call
     he = res.summary["humaneval-plus/plus"]
