@@ -71,7 +71,7 @@ def regrade(
     store.check_writable()
     new_id = store.new_run(base.model, str(judge_spec), config)
     runner = Runner(store, progress)
-    try:
+    with store.running(new_id):
         generate = runner.cached_generate(judge_backend, judge_spec, concurrency, 300.0, "judge")
         keys = runner.grade(llm, str(judge_spec), items, generate, "codal")
         refs = [
@@ -105,12 +105,6 @@ def regrade(
         ]
         store.put_run_items(new_id, refs)
         judge_backend.close()
-    except KeyboardInterrupt:
-        store.update_run(new_id, status="interrupted")
-        raise
-    except BaseException:
-        store.update_run(new_id, status="failed")
-        raise
     new_rows = store.results(new_id)
     summary = run_summary(new_rows)
     record = {

@@ -316,7 +316,7 @@ def run(
 
     store.check_writable()
     run_id = store.new_run(str(spec), config["judge"], config)
-    try:
+    with store.running(run_id):
         t = time.monotonic()
         gen = runner.cached_generate(
             backend, spec, opts.concurrency, opts.timeout_s, "candidate", opts.max_cost
@@ -368,12 +368,6 @@ def run(
         if judge_backend is not None:
             judge_backend.close()
         runner.stats.timings["grade_s"] = time.monotonic() - t
-    except KeyboardInterrupt:
-        store.update_run(run_id, status="interrupted")
-        raise
-    except BaseException:
-        store.update_run(run_id, status="failed")
-        raise
 
     rows = store.results(run_id)
     summary = run_summary(rows)

@@ -348,6 +348,18 @@ class Store:
                     (canonical_json(record), time.time(), run_id),
                 )
 
+    @contextmanager
+    def running(self, run_id: str) -> Iterator[None]:
+        """Mark the run interrupted (Ctrl-C) or failed (any other error) if the block raises."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.update_run(run_id, status="interrupted")
+            raise
+        except BaseException:
+            self.update_run(run_id, status="failed")
+            raise
+
     def put_run_items(self, run_id: str, items: Sequence[ItemRef]) -> None:
         with self.transaction() as c:
             c.executemany(
