@@ -7,41 +7,20 @@ parameters, so temperature and top_p travel in `extra_body`. Retries are the dis
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from typing import Any
 
-from ..types import Generation, Request, UsageError
-from ._common import LoopBound, coerce, float_option, is_loopback_url, public, url_host
-from ._errors import MalformedResponse, register_secret, short_body
-
-PLACEHOLDER_KEY = "EMPTY"
-OFFICIAL_URL = "https://api.anthropic.com"
-DEFAULT_TIMEOUT_S = 600.0
+from ..types import Generation, Request
+from ._errors import MalformedResponse, short_body
+from ._http import HTTPBackend, dump
 
 
-class AnthropicBackend:
+class AnthropicBackend(HTTPBackend):
     name = "anthropic"
-
-    def __init__(self, model: str, **options: Any) -> None:
-        opts = dict(options)
-        self.model = model
-        self.base_url: str | None = opts.pop("base_url", None) or os.environ.get(
-            "ANTHROPIC_BASE_URL"
-        )
-        key = opts.pop("api_key", None) or os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            if not self.base_url:
-                raise UsageError(
-                    "ANTHROPIC_API_KEY is not set: export it, or pass --base-url for a server "
-                    "speaking the Messages API that needs no key"
-                )
-            key = PLACEHOLDER_KEY
-        self._api_key: str = key
-        register_secret(key)
-        self.timeout_s = float_option(opts, "timeout", DEFAULT_TIMEOUT_S)
-        self.extra_body = {k: coerce(v) for k, v in opts.items()}
-        self._client: LoopBound[Any] = LoopBound(self._make_client)
+    key_env = "ANTHROPIC_API_KEY"
+    url_env = "ANTHROPIC_BASE_URL"
+    official_url = "https://api.anthropic.com"
+    official_host = "api.anthropic.com"
+    no_key_hint = "export it, or pass --base-url for a server speaking the Messages API"
 
     def _make_client(self) -> Any:
         from anthropic import AsyncAnthropic
@@ -49,24 +28,10 @@ class AnthropicBackend:
         return AsyncAnthropic(
             api_key=self._api_key,
             # Explicit, because the SDK would take an empty *_BASE_URL variable literally.
-            base_url=self.base_url or OFFICIAL_URL,
+            base_url=self.base_url or self.official_url,
             timeout=self.timeout_s,
             max_retries=0,
         )
-
-    def identity(self) -> dict[str, Any]:
-        ident: dict[str, Any] = {
-            "backend": self.name,
-            "model": self.model,
-            "host": url_host(self.base_url, "api.anthropic.com"),
-        }
-        if self.extra_body:
-            ident["options"] = public(self.extra_body)
-        return ident
-
-    @property
-    def is_local(self) -> bool:
-        return bool(self.base_url) and is_loopback_url(self.base_url or "")
 
     def _call_args(self, request: Request) -> dict[str, Any]:
         p = request.params
@@ -97,10 +62,10 @@ class AnthropicBackend:
         resp = await self._client.get().messages.create(**self._call_args(request))
         blocks = getattr(resp, "content", None)
         if not isinstance(blocks, list):
-            raise MalformedResponse(f"no content in response: {short_body(_dump(resp))}")
+            raise MalformedResponse(f"no content in response: {short_body(dump(resp))}")
         texts = [getattr(b, "text", None) for b in blocks if getattr(b, "type", None) == "text"]
         if blocks and not texts:
-            raise MalformedResponse(f"no text block in response: {short_body(_dump(resp))}")
+            raise MalformedResponse(f"no text block in response: {short_body(dump(resp))}")
         usage = getattr(resp, "usage", None)
         return Generation(
             request.key,
@@ -109,21 +74,3 @@ class AnthropicBackend:
             completion_tokens=getattr(usage, "output_tokens", None),
             finish_reason=getattr(resp, "stop_reason", None),
         )
-
-    def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """The Backend protocol's batch call, for callers without the runner's dispatcher."""
-        from ..dispatch import DispatchOptions, generate_all
-
-        return generate_all(self, requests, options=DispatchOptions(), sink=lambda _: None)
-
-    async def aclose(self) -> None:
-        """Close the connections of the current event loop; the backend stays usable."""
-        await self._client.aclose()
-
-    def close(self) -> None:
-        self._client.close()
-
-
-def _dump(resp: Any) -> Any:
-    dump = getattr(resp, "model_dump", None)
-    return dump() if callable(dump) else resp
