@@ -1,0 +1,154 @@
+"""HumanEval+ (EvalPlus release v0.1.10): loading the data, the prompt, and code extraction.
+
+Data comes from the `data` argument, else `HUMANEVAL_OVERRIDE_PATH` (the variable EvalPlus
+itself reads, so one setting points both tools at the same file), else the release download,
+cached under the codal-eval cache directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..types import Message, Sample, UsageError, content_hash
+
+RELEASE = "v0.1.10"
+_URL = "https://github.com/evalplus/humanevalplus_release/releases/download/{v}/{name}.jsonl.gz"
+REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input")
+
+SYSTEM = "You are a careful Python programmer. Reply with code only, in one Python code block."
+USER = (
+    "Complete the Python function below so that it does what its docstring says. Return the "
+    "whole function, including its signature and any imports it needs, in a single ```python "
+    "code block, without tests or example calls.\n\n```python\n{prompt}```"
+)
+
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(reply: str, prompt: str, entry_point: str) -> str:
+    """The program to run for a model's reply.
+
+    Takes the fenced block that defines `entry_point` (else the first fenced block, else the raw
+    reply). If the code does not define `entry_point`, it is taken as a body completion and
+    put after the prompt, which is how EvalPlus treats a `completion`.
+    """
+    blocks = _FENCE.findall(reply)
+    defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
+    code = next((b for b in blocks if defines.search(b)), blocks[0] if blocks else reply)
+    if defines.search(code):
+        return code
+    return prompt + code
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_problems(path: Path) -> list[dict[str, Any]]:
+    """Problems of an EvalPlus-format file (.jsonl or .jsonl.gz), checked for required fields."""
+    if not path.is_file():
+        raise UsageError(f"HumanEval+ data file {path} does not exist")
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UsageError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+                missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
+                if missing:
+                    raise UsageError(
+                        f"{path}:{n}: not EvalPlus HumanEval+ data (missing {', '.join(missing)})"
+                    )
+                rows.append(row)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read HumanEval+ data ({exc})") from exc
+    if not rows:
+        raise UsageError(f"{path}: no HumanEval+ problems in the file")
+    return rows
+
+
+class HumanEvalPlusTask:
+    """HumanEval+: 164 problems, each graded on its base and plus inputs by the sandbox."""
+
+    name = "humaneval-plus"
+    judge_kinds: tuple[str, ...] = ("humaneval",)  # the registered execution judge
+    release_name = "HumanEvalPlus"
+
+    def __init__(self) -> None:
+        self._source: str | None = None
+        self._sha: str | None = None
+
+    def _download(self) -> Path:
+        from ..executors.humaneval import default_cache_dir
+
+        url = _URL.format(v=RELEASE, name=self.release_name)
+        dest = default_cache_dir() / "data" / f"{self.release_name}-{RELEASE}.jsonl.gz"
+        if dest.is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                data = resp.read()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot download {url} ({exc}); point HUMANEVAL_OVERRIDE_PATH or --data at a "
+                f"local {self.release_name}.jsonl.gz"
+            ) from exc
+        with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, dest)
+        return dest
+
+    def load(
+        self, data: str | None = None, limit: int | None = None, ids: Sequence[str] | None = None
+    ) -> list[Sample]:
+        path = Path(data or os.environ.get("HUMANEVAL_OVERRIDE_PATH") or self._download())
+        rows = read_problems(path)
+        self._source, self._sha = str(path), _file_sha256(path)
+        if ids is not None:
+            by_id = {r["task_id"]: r for r in rows}
+            unknown = [i for i in ids if i not in by_id]
+            if unknown:
+                raise UsageError(f"unknown {self.name} task id(s): {', '.join(unknown[:5])}")
+            rows = [by_id[i] for i in dict.fromkeys(ids)]
+        if limit is not None:
+            rows = rows[: max(0, limit)]
+        return [Sample(task=self.name, item_id=r["task_id"], group=self.name, data=r) for r in rows]
+
+    def messages(self, sample: Sample) -> list[Message]:
+        return [
+            Message("system", SYSTEM),
+            Message("user", USER.format(prompt=sample.data["prompt"])),
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self._source,
+            "data_sha256": self._sha,
+            "prompt_sha256": content_hash({"system": SYSTEM, "user": USER}),
+        }
+
+
+class HumanEvalPlusMiniTask(HumanEvalPlusTask):
+    """HumanEval+ Mini: the same problems with a reduced set of plus inputs."""
+
+    name = "humaneval-plus-mini"
+    release_name = "HumanEvalPlus-Mini"
