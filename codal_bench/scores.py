@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from math import comb
 from typing import Any
+
+from .stats import pass_at_k
 
 PREFERENCES = ("instruction-following", "explanation", "complexity", "readability", "style")
 CODAL_TASK = "codal-bench"
@@ -61,15 +62,6 @@ def codal_means(ratings: dict[str, dict[str, float]]) -> dict[str, float]:
     if means:
         means["average"] = sum(means.values()) / len(means)
     return means
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimator (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
-    if k > n:
-        raise ValueError(f"pass@{k} needs at least {k} samples per task, got {n}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
 
 
 def humaneval_item_counts(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, tuple[int, int]]]:

@@ -11,6 +11,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     """
     if not 0 <= c <= n or k < 1 or n < 1:
         raise ValueError(f"pass_at_k needs 0 <= c <= n and k, n >= 1 (got n={n}, c={c}, k={k})")
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per task, got {n}")
     if n - c < k:
         return 1.0
     miss = 1.0
