@@ -7,7 +7,6 @@ cache key, so it must be computable (and testable) without starting an engine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codal_bench.embedded import cache_root
+from codal_bench.files import file_sha256
 from codal_bench.types import UsageError, content_hash
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,7 @@ def _hash_file(path: Path, cache: dict[str, Any]) -> tuple[str, bool]:
     return digest, True
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_file = file_sha256  # the name the vLLM backend and its tests use
 
 
 def checkpoint_fingerprint(path: Path, cache_file: Path | None = None) -> str:

@@ -31,8 +31,8 @@ from .scores import (
     PREFERENCES,
     codal_item_ratings,
     humaneval_item_counts,
-    pass_at_k,
 )
+from .stats import pass_at_k
 from .store import RunInfo, Store
 from .types import CodalError, content_hash
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .scores import PREFERENCES, pass_at_k
+from .scores import PREFERENCES
+from .stats import pass_at_k
 
 if TYPE_CHECKING:
     import numpy as np

@@ -8,13 +8,11 @@ which is why the backend reports what it covers.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import file_sha256, read_jsonl
 from ..types import Generation, Request, UsageError
 
 
@@ -23,22 +21,12 @@ class ReplayBackend:
         self.path = Path(model).expanduser()
         if not self.path.is_file():
             raise UsageError(f"replay: samples file {self.path} does not exist")
-        raw = self.path.read_bytes()
-        self.sha256 = hashlib.sha256(raw).hexdigest()
-        if self.path.suffix == ".gz":
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError) as exc:
-                raise UsageError(f"replay: {self.path}: not a readable gzip file ({exc})") from exc
+        self.sha256 = file_sha256(self.path)
         self.answers: dict[str, list[str]] = {}
-        for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"replay: {self.path}:{n}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("task_id"), str):
+        for n, row in read_jsonl(
+            self.path, "replay: ", "an object with 'task_id' and 'solution' or 'completion'"
+        ):
+            if not isinstance(row.get("task_id"), str):
                 raise UsageError(f"replay: {self.path}:{n}: field 'task_id' is missing")
             text = row.get("solution", row.get("completion"))
             if not isinstance(text, str):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import file_sha256, read_jsonl
 from ..resources import data_dir
 from ..scores import PREFERENCES
 from ..types import Message, Sample, UsageError, content_hash
@@ -31,14 +32,6 @@ def item_id(preference: str, instruction: str) -> str:
     return hashlib.sha256(f"{preference}\n{instruction}".encode()).hexdigest()[:16]
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a local jsonl / json / parquet file, with the line of any corrupt JSON."""
     if not path.is_file():
@@ -51,36 +44,21 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             return list(pd.read_parquet(path).to_dict(orient="records"))
         except Exception as exc:
             raise UsageError(f"{path}: not a readable parquet file ({exc})") from exc
-    opener: Any = gzip.open if name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read ({exc})") from exc
     if name.endswith(".json") or name.endswith(".json.gz"):
+        opener: Any = gzip.open if name.endswith(".gz") else open
         try:
-            data = json.loads(text)
+            with opener(path, "rt", encoding="utf-8") as f:
+                data = json.load(f)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read ({exc})") from exc
         if isinstance(data, dict) and "rows" in data:
             data = data["rows"]
         if not isinstance(data, list):
             raise UsageError(f"{path}: expected a JSON list of rows")
         return data
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"{path}:{n}: invalid JSON ({exc.msg}); the file may be truncated"
-            ) from exc
-        if not isinstance(row, dict):
-            raise UsageError(f"{path}:{n}: expected a JSON object per line")
-        rows.append(row)
-    return rows
+    return [row for _, row in read_jsonl(path)]
 
 
 def validate_rows(rows: list[dict[str, Any]], source: str) -> list[str]:

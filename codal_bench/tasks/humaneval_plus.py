@@ -7,9 +7,6 @@ cached under the codal-eval cache directory.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import os
 import re
 import tempfile
@@ -18,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import file_sha256, read_jsonl
 from ..types import Message, Sample, UsageError, content_hash
 
 RELEASE = "v0.1.10"
@@ -49,37 +47,18 @@ def extract_code(reply: str, prompt: str, entry_point: str) -> str:
     return prompt + code
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_problems(path: Path) -> list[dict[str, Any]]:
     """Problems of an EvalPlus-format file (.jsonl or .jsonl.gz), checked for required fields."""
     if not path.is_file():
         raise UsageError(f"HumanEval+ data file {path} does not exist")
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
     rows = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UsageError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
-                missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
-                if missing:
-                    raise UsageError(
-                        f"{path}:{n}: not EvalPlus HumanEval+ data (missing {', '.join(missing)})"
-                    )
-                rows.append(row)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read HumanEval+ data ({exc})") from exc
+    for n, row in read_jsonl(path):
+        missing = [k for k in REQUIRED if k not in row]
+        if missing:
+            raise UsageError(
+                f"{path}:{n}: not EvalPlus HumanEval+ data (missing {', '.join(missing)})"
+            )
+        rows.append(row)
     if not rows:
         raise UsageError(f"{path}: no HumanEval+ problems in the file")
     return rows
@@ -122,7 +101,7 @@ class HumanEvalPlusTask:
     ) -> list[Sample]:
         path = Path(data or os.environ.get("HUMANEVAL_OVERRIDE_PATH") or self._download())
         rows = read_problems(path)
-        self._source, self._sha = str(path), _file_sha256(path)
+        self._source, self._sha = str(path), file_sha256(path)
         if ids is not None:
             by_id = {r["task_id"]: r for r in rows}
             unknown = [i for i in ids if i not in by_id]
