@@ -75,18 +75,7 @@ def test_missing_data_file(store_path: Path, tmp_path: Path) -> None:
 def test_wrong_columns(store_path: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "preference": "style"}) + "\n")
-    p = cli(
-        "--model",
-        "replay:" + str(_samples(tmp_path)),
-        "--judge",
-        "replay:" + str(_samples(tmp_path)),
-        "--tasks",
-        "codal-bench",
-        "--data",
-        str(bad),
-        "--store",
-        str(store_path),
-    )
+    p = codal_with_data(tmp_path, bad, store_path)
     assert p.returncode == 2
     line = _one_error_line(p)
     assert "missing instruction" in line and "columns found: preference, question" in line
@@ -98,18 +87,7 @@ def test_truncated_data_file_names_the_line(
 ) -> None:
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes(codal_data.read_bytes()[:5000])
-    p = cli(
-        "--model",
-        "replay:" + str(_samples(tmp_path)),
-        "--judge",
-        "replay:" + str(_samples(tmp_path)),
-        "--tasks",
-        "codal-bench",
-        "--data",
-        str(cut),
-        "--store",
-        str(store_path),
-    )
+    p = codal_with_data(tmp_path, cut, store_path)
     assert p.returncode == 2
     line = _one_error_line(p)
     assert f"{cut}:" in line and "truncated" in line
@@ -155,6 +133,13 @@ def test_unknown_command_word_is_a_model_error_not_a_crash(store_path: Path) -> 
     p = cli("--model", "./no/such/dir", "--store", str(store_path))
     assert p.returncode == 2
     assert "no such directory" in _one_error_line(p)
+
+
+def codal_with_data(tmp_path: Path, data: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    """A CODAL-Bench run on `data` whose model and judge are a replay file (no model needed)."""
+    replay = "replay:" + str(_samples(tmp_path))
+    return cli("--model", replay, "--judge", replay, "--tasks", "codal-bench", "--data", str(data),
+               "--store", str(store))  # fmt: skip
 
 
 def _samples(tmp_path: Path) -> Path:
