@@ -57,10 +57,13 @@ def codal_item_ratings(
 
 
 def codal_means(ratings: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Mean per preference and `average` = mean of the preference means (the published method)."""
+    """Mean per preference and `average` = mean of the five preference means (the published
+    method). Without a graded item in every preference there is no average: a mean of four
+    would not be comparable with anyone's five.
+    """
     means = {p: sum(v.values()) / len(v) for p, v in ratings.items() if v}
-    if means:
-        means["average"] = sum(means.values()) / len(means)
+    if means and all(p in means for p in PREFERENCES):
+        means["average"] = sum(means[p] for p in PREFERENCES) / len(PREFERENCES)
     return means
 
 

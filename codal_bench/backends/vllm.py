@@ -129,10 +129,11 @@ def check_engine_options(options: dict[str, Any], allowed: set[str]) -> None:
 
 def _engine_defaults(on_cpu: bool) -> dict[str, Any]:
     if on_cpu:
-        # 4096 leaves room for a CODAL judge prompt (instruction, reference and answer) next
-        # to its 1024 output tokens, and fits the default 1 GiB CPU KV cache of small models.
-        return {"dtype": "bfloat16", "enforce_eager": True, "max_model_len": 4096}
-    return {}  # on a GPU, the model's own context length
+        # The model's own context length: a CODAL judge prompt (instruction, a long reference
+        # and a 1024-token answer) plus its 1024 output tokens needs well over 4096. A model
+        # too big for the CPU KV cache says so at start-up; -M max_model_len=N lowers it.
+        return {"dtype": "bfloat16", "enforce_eager": True}
+    return {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def openai_server(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         "--dtype",
         "bfloat16",
         "--max-model-len",
-        "4096",
+        "8192",
         "--enforce-eager",
         "--host",
         "127.0.0.1",
