@@ -12,17 +12,31 @@ pass would require actually computing the right answers.
 Request (marshal objects on stdin; the parent is trusted and `json` would cost an import of
 `re`, as `signal` would of `enum` -- start-up time is most of a small task's cost)::
 
-    {"code": str, "entry": str, "mode": "digest" | "values" | "prepare",
+    {"code": str, "entry": str, "mode": "digest" | "values",
      "force_values": bool, "load_cpu": s, "n_groups": n}
     then per group the inputs [[arg, ...], ...] and {"cpu": [s, ...], "wall": [s, ...], "budget": s}
-    (prepare mode may send several problems in a row; replies then start with ``["P", k]``)
 
 Reply: one JSON array per line on the original stdout (user prints go to /dev/null):
-``["R", g, i, payload]`` an output, a digest or a typed value (prepare mode adds its CPU seconds
-and `is_floats`), ``["X", g, i, msg]`` an exception, ``["T", g, i]`` a per-input time limit,
-``["V", g, i, typed]`` (prepare only), ``["G", g]`` group finished, ``["D"]`` done. A group
-stops at its first exception or timeout;
+``["R", g, i, payload]`` an output, a digest or a typed value, ``["X", g, i, msg]`` an
+exception, ``["T", g, i]`` a per-input time limit, ``["G", g]`` group finished, ``["D"]`` done.
+A group stops at its first exception or timeout;
 ``g == -1`` means loading the code failed, which fails every group at its first input.
+
+Prepare mode (trusted canonical solutions only, never a candidate) runs many problems in one
+sandbox and balances them over forked workers::
+
+    {"mode": "prepare", "workers": n, "cpu": s, "wall": s,
+     "problems": [(code, entry, force_values, load_cpu), ...],
+     "units": [(k, first, stride, offset, size), ...]}
+    then the units' inputs, each marshalled alone (``size`` bytes at ``offset``)
+
+Unit ``u`` holds inputs ``first, first + stride, ...`` of piece (problem) ``k``. The workers
+pull unit numbers from a shared pipe, so a slow unit never leaves a core idle while work
+remains. Replies: ``["R", k, i, digest, cpu_s, is_floats]``, ``["V", k, i, typed]`` (for every
+output of a unit when values are forced or any of its outputs is floats), ``["X", k, i, msg]``,
+``["T", k, i]`` (``i == -1``: loading failed), then ``["D"]`` once every worker exited cleanly.
+Workers write whole batches of lines with single writes to stdout; when it is a regular file
+(its shared offset moves atomically per write) lines never interleave, otherwise one worker runs.
 """
 
 import _signal
@@ -150,6 +164,12 @@ def _flat(parts):
 
 
 def digest(x):
+    t = type(x)  # the commonest outputs first, with exactly the bytes `canon` would give
+    if t is int or t is bool:
+        return blake2b(("i%x" % x).encode(), digest_size=16).hexdigest()
+    if t is str:
+        data = ("s%d:%s" % (len(x), x)).encode("utf-8", "surrogatepass")
+        return blake2b(data, digest_size=16).hexdigest()
     parts = []
     canon(x, parts)
     h = blake2b(digest_size=16)
@@ -215,18 +235,18 @@ def _text(msg):
 
 
 def main():
-    stream = io.BytesIO(sys.stdin.buffer.read())
+    data = sys.stdin.buffer.read()
+    stream = io.BytesIO(data)
+    head = marshal.load(stream)
+    if head["mode"] == "prepare":
+        return prepare_pool(head, memoryview(data)[stream.tell() :])
+    stream.seek(0)
     problems = []
     while stream.tell() < len(stream.getbuffer()):
         head = marshal.load(stream)
         groups = [(marshal.load(stream), marshal.load(stream)) for _ in range(head["n_groups"])]
         problems.append((head, groups))
-    out_fd = os.dup(1)
-    null = os.open("/dev/null", os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    os.close(null)
-
+    out_fd = _redirect()
     pending = []
 
     def emit(line, flush=False):
@@ -239,15 +259,152 @@ def main():
             while data:
                 data = data[os.write(out_fd, data) :]
 
+    _setup()
+    for request, groups in problems:
+        run_problem(request, groups, emit)
+    emit('["D"]\n', flush=True)
+
+
+def _setup():
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     _signal.signal(_signal.SIGPROF, _on_timer)
     _signal.signal(_signal.SIGALRM, _on_timer)
-    # Several problems per sandbox only ever hold trusted canonical solutions (prepare mode).
-    for k, (request, groups) in enumerate(problems):
-        if len(problems) > 1:
-            emit('["P",%d]\n' % k)
-        run_problem(request, groups, emit)
-    emit('["D"]\n', flush=True)
+
+
+def _redirect():
+    """Point stdin/stdout at /dev/null; return a descriptor of the original stdout."""
+    out_fd = os.dup(1)
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    return out_fd
+
+
+def _emitter(out_fd, batch):
+    pending = []
+    size = [0]
+
+    def emit(line, flush=False):
+        # One write per batch (whole lines), so concurrent writers never split a line.
+        pending.append(line)
+        size[0] += len(line)
+        if flush or size[0] >= batch:
+            data = "".join(pending).encode("utf-8", "surrogatepass")
+            pending.clear()
+            size[0] = 0
+            while data:
+                data = data[os.write(out_fd, data) :]
+
+    return emit
+
+
+def _load(code, entry, load_cpu):
+    """(fn, None) or (None, failure record body) for trusted code: exec it with a time limit."""
+    settimer, PROF, REAL = _signal.setitimer, _signal.ITIMER_PROF, _signal.ITIMER_REAL
+    try:
+        namespace = {}  # like EvalPlus: no __name__, so `if __name__ == "__main__"` is skipped
+        settimer(PROF, load_cpu, 0.05)
+        settimer(REAL, 3 * load_cpu + 1, 0.05)
+        try:
+            exec(compile(code, "<solution>", "exec"), namespace)
+            return namespace[entry], None
+        finally:
+            settimer(PROF, 0)
+            settimer(REAL, 0)
+    except _Timeout:
+        return None, "T"
+    except BaseException as e:
+        return None, "X" + _text("%s: %s" % (type(e).__name__, str(e)[:200]))
+
+
+def prepare_pool(head, data):
+    """Trusted canonical solutions: workers pull units from a pipe until it runs dry."""
+    out_fd = _redirect()
+    _setup()
+    units = head["units"]
+    workers = max(1, min(head["workers"], len(units)))
+    if os.fstat(out_fd).st_mode & 0o170000 != 0o100000:
+        workers = 1  # not a regular file: concurrent writes could interleave
+    r, w = os.pipe()
+    pids = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.close(w)
+                pool_worker(head, data, r, _emitter(out_fd, 16384))
+                status = 0
+            finally:
+                os._exit(status)
+        pids.append(pid)
+    os.close(r)
+    order = pack("<%dI" % len(units), *range(len(units)))
+    for off in range(0, len(order), 4096):  # <= PIPE_BUF: each write lands whole
+        os.write(w, order[off : off + 4096])
+    os.close(w)
+    ok = True
+    for pid in pids:
+        ok = os.waitpid(pid, 0)[1] == 0 and ok
+    if ok:
+        _emitter(out_fd, 0)('["D"]\n', flush=True)
+
+
+def pool_worker(head, data, queue_fd, emit):
+    problems, units = head["problems"], head["units"]
+    cpu_limit, wall_limit = head["cpu"], head["wall"]
+    settimer, PROF, REAL = _signal.setitimer, _signal.ITIMER_PROF, _signal.ITIMER_REAL
+    clock = time.process_time
+    loaded = {}
+    dumps = None
+    while True:
+        raw = os.read(queue_fd, 4)
+        if len(raw) < 4:
+            break
+        k, first, stride, off, size = units[unpack("<I", raw)[0]]
+        fn = loaded.get(k)
+        if fn is None:
+            code, entry, _, load_cpu = problems[k]
+            fn, why = _load(code, entry, load_cpu)
+            loaded[k] = fn or False
+            if why is not None:
+                emit('["%s",%d,-1%s]\n' % (why[0], k, "," + why[1:] if why[1:] else ""))
+        if not fn:
+            continue
+        outs = []
+        i = first - stride
+        for args in marshal.loads(data[off : off + size]):
+            i += stride
+            try:
+                t0 = clock()
+                settimer(PROF, cpu_limit, 0.05)
+                settimer(REAL, wall_limit, 0.05)
+                try:
+                    out = fn(*args)
+                finally:
+                    settimer(PROF, 0)
+                    settimer(REAL, 0)
+                used = clock() - t0
+                payload = digest(out)
+            except _Timeout:
+                emit('["T",%d,%d]\n' % (k, i))
+                break
+            except BaseException as e:
+                msg = "%s: %s" % (type(e).__name__, str(e)[:200])
+                emit('["X",%d,%d,%s]\n' % (k, i, _text(msg)))
+                break
+            outs.append(out)
+            floaty = "true" if is_floats(out) else "false"
+            emit('["R",%d,%d,"%s",%r,%s]\n' % (k, i, payload, round(used, 6), floaty))
+        if problems[k][2] or any(is_floats(o) for o in outs):
+            if dumps is None:
+                from json import dumps
+            i = first
+            for out in outs:
+                emit('["V",%d,%d,%s]\n' % (k, i, dumps(typed(out))))
+                i += stride
+    emit("", flush=True)
 
 
 def run_problem(request, groups, emit):
@@ -276,11 +433,8 @@ def run_problem(request, groups, emit):
     if fn is None:
         emit("", flush=True)
         return
-    kept = []
     for g, (inputs, group) in enumerate(groups):
         limits, walls, budget = group["cpu"], group["wall"], group["budget"]
-        outs = []
-        kept.append(outs)
         spent = 0.0
         for i, args in enumerate(inputs):
             cpu_limit = min(limits[i], budget - spent)
@@ -309,21 +463,8 @@ def run_problem(request, groups, emit):
                 msg = "%s: %s" % (type(e).__name__, str(e)[:200])
                 emit('["X",%d,%d,%s]\n' % (g, i, _text(msg)))
                 break
-            if mode == "prepare":
-                outs.append(out)
-                floaty = "true" if is_floats(out) else "false"
-                emit('["R",%d,%d,%s,%r,%s]\n' % (g, i, payload, round(used, 6), floaty))
-            else:
-                emit('["R",%d,%d,%s]\n' % (g, i, payload))
+            emit('["R",%d,%d,%s]\n' % (g, i, payload))
         emit('["G",%d]\n' % g, flush=True)
-    if mode == "prepare":
-        floaty = any(is_floats(o) for outs in kept for o in outs)
-        if request["force_values"] or floaty:
-            from json import dumps
-
-            for g, outs in enumerate(kept):
-                for i, out in enumerate(outs):
-                    emit('["V",%d,%d,%s]\n' % (g, i, dumps(typed(out))))
     emit("", flush=True)
 
 

@@ -38,6 +38,14 @@ from codal_bench.types import ExecResult, Executor
 __all__ = ["CheckResult", "Expected", "HumanEvalChecker", "default_cache_dir", "problem_key"]
 
 _RANK = {"pass": 0, "fail": 1, "timeout": 2, "error": 3}
+_UNIT = 8  # inputs per unit of work when preparing expected outputs
+_CANON_CPU = 20.0  # CPU seconds a canonical solution may take per input
+_MISSING = object()  # a value not (yet) computed
+
+
+def _complete(results: Mapping[tuple[str, str, int], PieceResult], pc: Piece) -> bool:
+    values = results[(pc[0], pc[2], pc[3])][2]
+    return values is not None and not any(v is _MISSING for v in values)
 
 
 def _short(value: Any) -> str:
@@ -120,22 +128,22 @@ class HumanEvalChecker:
                 missing.append((key, p))
                 continue
             self._expected[key] = found[p["task_id"]] = exp
-        # Canonical solutions are trusted, so several share a sandbox: start-up is most of a
-        # small problem's cost. A problem's base and plus inputs are separate pieces, dealt
-        # round-robin into chunks.
+        # Canonical solutions are trusted, so they all share one sandbox whose workers pull
+        # small units of inputs as they go: start-up is most of a small problem's cost, and the
+        # cost of a problem sits in a few inputs that no size of input predicts.
         pieces: list[Piece] = []
         for key, p in missing:
             pieces.append((key, p, "base", 0, len(p["base_input"])))
             pieces.append((key, p, "plus", 0, len(p["plus_input"])))
         results = self._compute_all(pieces, False)
-        # Values mode (a float output anywhere): every piece of that problem needs its values.
+        # Values mode (a float output anywhere): every input of that problem needs its value.
         floaty = {pc[0] for pc in pieces if results[(pc[0], pc[2], pc[3])][2] is not None}
-        redo = [
-            pc for pc in pieces if pc[0] in floaty and results[(pc[0], pc[2], pc[3])][2] is None
-        ]
+        redo = [pc for pc in pieces if pc[0] in floaty and not _complete(results, pc)]
         results.update(self._compute_all(redo, True))
         for key, p in missing:
             mine = [pc for pc in pieces if pc[0] == key]
+            if key in floaty and not all(_complete(results, pc) for pc in mine):
+                raise RuntimeError(f"{p['task_id']}: canonical outputs incomplete")
             exp = assemble(p, mine, [results[(key, pc[2], pc[3])] for pc in mine])
             path = self._cache_path(key)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,46 +156,78 @@ class HumanEvalChecker:
     def _compute_all(
         self, pieces: list[Piece], force: bool
     ) -> dict[tuple[str, str, int], PieceResult]:
-        n_chunks = min(len(pieces), self.workers * 8)
-        chunks = [pieces[i::n_chunks] for i in range(n_chunks)]
-        done = parallel(
-            lambda ch: self._compute(ch, force), chunks, self.workers, "expected outputs",
-            self.progress and not force,
-        )  # fmt: skip
-        return {(pc[0], pc[2], pc[3]): r for ch, rs in zip(chunks, done, strict=True)
-                for pc, r in zip(ch, rs, strict=True)}  # fmt: skip
+        if not pieces:
+            return {}
+        done = self._compute(pieces, force)
+        return {(pc[0], pc[2], pc[3]): r for pc, r in zip(pieces, done, strict=True)}
 
     def _compute(self, pieces: list[Piece], force: bool = False) -> list[PieceResult]:
-        """Run canonical solutions on pieces of their inputs, several pieces per sandbox."""
-        requests, total = [], 0.0
-        for _, p, g, a, b in pieces:
+        """Run canonical solutions on pieces of their inputs, all in one sandbox.
+
+        Each piece is cut into units of about `_UNIT` inputs taken with a stride, so that the
+        few slow inputs of a problem, which tend to sit together, spread over many units.
+        """
+        problems, units, blobs, total, offset = [], [], [], self.min_time_limit + 1.0, 0
+        for k, (_, p, g, a, b) in enumerate(pieces):
             forced = force or bool(p.get("atol")) or p["entry_point"] == "find_zero"
-            inputs = {g: marshal.dumps(p[f"{g}_input"][a:b], 4)}
             code = p["prompt"] + p["canonical_solution"]
-            req, cpu = self._request(
-                p, code, "prepare", {g: [20.0] * (b - a)}, 300.0, forced, inputs
-            )
-            requests.append(req)
-            total += cpu
-        res = self.executor.run(CHILD_SOURCE, b"".join(requests), total, 2 * total + 5)
-        recs: list[list[Any]] = [[] for _ in pieces]
-        k = 0
+            problems.append((code, p["entry_point"], forced, self.min_time_limit))
+            inputs = p[f"{g}_input"][a:b]
+            stride = max(1, -(-len(inputs) // _UNIT))
+            for j in range(min(stride, len(inputs))):
+                blob = marshal.dumps(inputs[j::stride], 4)
+                units.append((k, j, stride, offset, len(blob)))
+                blobs.append(blob)
+                offset += len(blob)
+            total += min(300.0, _CANON_CPU * (b - a)) + 1.0
+        head = {
+            "mode": "prepare",
+            "workers": max(1, min(self.workers, 16)),
+            "cpu": _CANON_CPU,
+            "wall": 3 * _CANON_CPU + 1,
+            "problems": problems,
+            "units": units,
+        }
+        request = marshal.dumps(head, 4) + b"".join(blobs)
+        n_inputs = sum(b - a for _, _, _, a, b in pieces)
+        if self.progress and not force and isinstance(self.executor, SandboxExecutor):
+            from rich.progress import Progress
+
+            with Progress(transient=True) as progress:
+                task = progress.add_task("expected outputs", total=n_inputs)
+
+                def watch(chunk: bytes) -> None:
+                    progress.advance(task, chunk.count(b'["R"'))
+
+                res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5, watch)
+        else:
+            res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5)
+        n = [b - a for _, _, _, a, b in pieces]
+        times: list[list[float]] = [[0.0] * m for m in n]
+        digests: list[list[Any]] = [[None] * m for m in n]
+        values: list[list[Any] | None] = [None] * len(pieces)
+        failed: dict[int, str] = {}
         for rec in res.outputs:
-            if rec and rec[0] == "P":
-                k = rec[1] if len(pieces) > 1 else 0
-            elif rec and rec[0] in ("R", "V"):
-                recs[k].append(rec)
+            tag = rec[0]
+            if tag == "R":
+                times[rec[1]][rec[2]] = rec[4]
+                digests[rec[1]][rec[2]] = rec[3]
+            elif tag == "V":
+                vals = values[rec[1]]
+                if vals is None:
+                    vals = values[rec[1]] = [_MISSING] * n[rec[1]]
+                vals[rec[2]] = rec[3]
+            elif tag in ("X", "T"):
+                failed.setdefault(rec[1], f"input {rec[2]}: {rec[3:] or 'time limit'}")
         out: list[PieceResult] = []
-        for (_, p, g, a, b), rs in zip(pieces, recs, strict=True):
-            digests = [r[3] for r in rs if r[0] == "R"]
-            values = [r[3] for r in rs if r[0] == "V"]
-            if len(digests) != b - a:
+        for k, (_, p, g, _, _) in enumerate(pieces):
+            if k in failed or None in digests[k]:
+                why = failed.get(k) or f"no output for input {digests[k].index(None)}"
                 raise RuntimeError(
-                    f"{p['task_id']}: canonical solution failed on {g} input {a + len(digests)}:"
+                    f"{p['task_id']}: canonical solution failed on {g} {why}:"
                     f" {res.detail} {res.stderr_tail[-300:]}"
                 )
-            times = [r[4] for r in rs if r[0] == "R"]
-            out.append((times, digests, values if values else None))
+            out.append((times[k], digests[k], values[k]))
         return out
 
     # -- running candidates ----------------------------------------------------------------
