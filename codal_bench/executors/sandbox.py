@@ -2,7 +2,8 @@
 
 Layering, outermost first: ``bwrap`` (fresh pid/net/ipc/uts namespaces, a root holding only
 ``/usr`` read-only, a fresh ``/proc``, a size-capped private ``/tmp`` as the working directory),
-``prlimit`` (CPU, address space, file size, open files, processes, no core dumps), ``setpriv``
+rlimits (CPU, address space, file size, open files, processes, no core dumps) that we set on the
+sandbox's first process while bwrap holds it before exec (``--info-fd``/``--block-fd``), ``setpriv``
 (switch to an unprivileged uid: as root RLIMIT_NPROC is ignored and capabilities would allow
 remounting ``/``; the uid switch clears them and we empty the bounding set too), then
 ``python3 -I -S``. The environment is scrubbed before bwrap starts, because a child can read its
@@ -23,6 +24,7 @@ import json
 import marshal
 import os
 import queue
+import resource
 import select
 import shutil
 import signal
@@ -116,7 +118,6 @@ class SandboxExecutor:
         self.python = python
         self._bwrap = shutil.which(bwrap) or ""
         self._setpriv = shutil.which("setpriv") or ""
-        self._prlimit = shutil.which("prlimit") or ""
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         base = _UID_BASE + (os.getpid() % 4_194_304) * _SLOTS
         self.uids = range(base, base + _SLOTS)  # ours alone while this process lives
@@ -137,7 +138,6 @@ class SandboxExecutor:
             for name, path in (
                 ("bwrap (apt: bubblewrap)", self._bwrap),
                 ("setpriv (apt: util-linux)", self._setpriv),
-                ("prlimit (apt: util-linux)", self._prlimit),
             )
             if not path
         ]
@@ -196,11 +196,13 @@ class SandboxExecutor:
                 self._programs[key] = path
         return path
 
-    def _command(self, prog: Path, uid: int, cpu: int) -> list[str]:
-        lim = self.limits
+    def _command(self, prog: Path, uid: int, info_fd: int, block_fd: int) -> list[str]:
         main = "program.pyc" if prog.suffix == ".pyc" else "program.py"
         return [
             self._bwrap,
+            # bwrap reports the sandbox's pid, then waits before exec until we have set its
+            # rlimits (one exec fewer than running prlimit inside).
+            "--info-fd", str(info_fd), "--block-fd", str(block_fd),
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--as-pid-1",
             "--hostname", "sandbox",
@@ -208,15 +210,11 @@ class SandboxExecutor:
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
             "--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(lim.tmp_size_bytes), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(self.limits.tmp_size_bytes), "--tmpfs", "/tmp",
             "--perms", "0755", "--dir", "/run", "--ro-bind", str(prog), f"/run/{main}",
             "--chdir", "/tmp", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
             "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8",
-            "--",
-            self._prlimit,
-            f"--cpu={cpu}", f"--as={lim.memory_bytes}", f"--fsize={lim.file_size_bytes}",
-            f"--nofile={lim.open_files}", f"--nproc={lim.processes}", "--core=0",
             "--",
             self._setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
@@ -256,7 +254,9 @@ class SandboxExecutor:
         watch: Callable[[bytes], None] | None,
     ) -> ExecResult:
         cpu_limit = max(1, int(cpu_s + 0.999))  # RLIMIT_CPU counts whole seconds
-        cmd = self._command(prog, uid, cpu_limit)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        cmd = self._command(prog, uid, info_w, block_r)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of ours leaks in
         with (
             tempfile.TemporaryFile(dir=self._dir) as fin,
@@ -266,9 +266,24 @@ class SandboxExecutor:
             fin.write(stdin)
             fin.seek(0)
             t0 = time.monotonic()
-            proc = subprocess.Popen(
-                cmd, stdin=fin, stdout=fout, stderr=ferr, env=env, start_new_session=True
-            )
+            try:
+                proc = subprocess.Popen(
+                    cmd, stdin=fin, stdout=fout, stderr=ferr, env=env, start_new_session=True,
+                    pass_fds=(info_w, block_r),
+                )  # fmt: skip
+            finally:
+                os.close(info_w)
+                os.close(block_r)
+            try:
+                self._limit(info_r, cpu_limit)
+            except BaseException:
+                self._kill(proc.pid, uid)
+                proc.wait()
+                raise
+            finally:
+                os.close(info_r)
+                os.write(block_w, b"1")  # the sandbox may exec now (or find its parent gone)
+                os.close(block_w)
             timed_out = False
             pidfd = os.pidfd_open(proc.pid)
             try:
@@ -328,6 +343,34 @@ class SandboxExecutor:
                 return True
             if left <= 0:
                 return False
+
+    def _limit(self, info_fd: int, cpu_limit: int) -> None:
+        """Set the rlimits of the sandbox's pid 1 while it waits before exec.
+
+        They are inherited by everything the sandbox runs. RLIMIT_NPROC holds because the
+        program then runs under its own unprivileged uid (setpriv).
+        """
+        data = b""
+        deadline = time.monotonic() + 30.0
+        while b"}" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([info_fd], [], [], left)[0]:
+                raise SandboxUnavailable("bwrap did not report the sandbox's pid in time")
+            chunk = os.read(info_fd, 4096)
+            if not chunk:
+                raise SandboxUnavailable(f"bwrap failed to start the sandbox ({data!r})")
+            data += chunk
+        pid = int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+        lim = self.limits
+        for res, value in (
+            (resource.RLIMIT_CPU, cpu_limit),
+            (resource.RLIMIT_AS, lim.memory_bytes),
+            (resource.RLIMIT_FSIZE, lim.file_size_bytes),
+            (resource.RLIMIT_NOFILE, lim.open_files),
+            (resource.RLIMIT_NPROC, lim.processes),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            resource.prlimit(pid, res, (value, value))
 
     def _read(self, f: Any) -> bytes:
         f.seek(0)
