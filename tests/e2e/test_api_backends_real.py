@@ -41,7 +41,8 @@ def _requests(backend: object, sp: SamplingParams) -> list[Request]:
 
 def test_openai_backend_concurrency_4(openai_server: str, tmp_path: Path) -> None:
     backend = OpenAIBackend("smollm2", base_url=openai_server)
-    assert backend.identity()["host"] == "127.0.0.1"
+    port = openai_server.split(":")[2].split("/")[0]
+    assert backend.identity()["host"] == f"127.0.0.1:{port}"  # another port, another model
     reqs = _requests(backend, SamplingParams(temperature=0.0, max_tokens=24, seed=1))
     store = Store(tmp_path / "s.sqlite")
     batches: list[int] = []

@@ -96,7 +96,11 @@ def test_real_judge_grades_records_and_reports(
     assert diag["self_preference"]["flag"] is True  # smollm2 judging smollm2
     assert diag["aa_noise"] is not None and diag["aa_noise"]["repeats"] == 2
     assert "length_slope" in diag
-    assert rep["average"]["published"]["value"] is not None
+    # Two preferences graded: each has a published mean, but there is no five-preference average.
+    assert all(
+        rep["preferences"][it.sample.group]["published"]["value"] is not None for it in items
+    )
+    assert rep["average"]["published"]["value"] is None
 
     # The same judge again: every request is served from the store.
     judge.grade(items, generate)

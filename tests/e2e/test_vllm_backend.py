@@ -33,10 +33,17 @@ PROMPTS = [
 
 
 def engine_children() -> list[psutil.Process]:
-    """vLLM's engine-core and worker processes started by this process."""
+    """vLLM's engine-core and worker processes started by this process.
+
+    Only those of our own session: the session-scoped OpenAI server fixture runs its engine in a
+    session of its own, and it is not the in-process backend's to close.
+    """
     found = []
+    ours = os.getsid(0)
     for child in psutil.Process().children(recursive=True):
         try:
+            if os.getsid(child.pid) != ours:
+                continue
             if child.name().startswith("VLLM") or "EngineCore" in " ".join(child.cmdline()):
                 found.append(child)
         except psutil.NoSuchProcess:
