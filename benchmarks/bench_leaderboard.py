@@ -49,6 +49,24 @@ def run_command(store: Path, out: Path | None = None) -> None:
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def best(fn: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(jobs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Best time of each job over `repeats` rounds, the jobs interleaved within a round."""
+    t: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(repeats):
+        for k, fn in jobs.items():
+            t[k].append(best(fn))
+    r = {k: min(v) for k, v in t.items()}
+    r["ratio"] = r["cmd50"] / r["cmd5"]
+    r["ratio_out"] = r["out50"] / r["out5"]
+    return r
+
+
 def measure_command(repeats: int = 3, workdir: Path | None = None) -> dict[str, float]:
     """Seconds of the real command on 5 and 50 runs (and with --out), and the ratios."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,39 +75,28 @@ def measure_command(repeats: int = 3, workdir: Path | None = None) -> dict[str, 
         build(s5, 5).close()
         build(s50, 50).close()
         run_command(s5)  # warm the page cache once, outside the timings
-        t: dict[str, list[float]] = {"cmd5": [], "cmd50": [], "out5": [], "out50": []}
-        for _ in range(repeats):
-            t["cmd5"].append(best(lambda: run_command(s5)))
-            t["cmd50"].append(best(lambda: run_command(s50)))
-            t["out5"].append(best(lambda: run_command(s5, base / "o5")))
-            t["out50"].append(best(lambda: run_command(s50, base / "o50")))
-        r = {k: min(v) for k, v in t.items()}
-        r["ratio"] = r["cmd50"] / r["cmd5"]
-        r["ratio_out"] = r["out50"] / r["out5"]
-        return r
-
-
-def best(fn: Callable[[], None]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+        jobs: dict[str, Callable[[], None]] = {
+            "cmd5": lambda: run_command(s5),
+            "cmd50": lambda: run_command(s50),
+            "out5": lambda: run_command(s5, base / "o5"),
+            "out50": lambda: run_command(s50, base / "o50"),
+        }
+        return interleaved(jobs, repeats)
 
 
 def measure(repeats: int = 3, workdir: Path | None = None) -> dict[str, float]:
-    """Seconds for 5 and 50 runs (command alone and with --out), and the ratios."""
+    """Seconds for 5 and 50 runs inside one warm process (alone and with --out), and ratios."""
     with tempfile.TemporaryDirectory() as tmp:
         base = workdir or Path(tmp)
         small, large = build(base / "s5.sqlite", 5), build(base / "s50.sqlite", 50)
         command(small)  # warm imports and caches once, outside the timings
-        t: dict[str, list[float]] = {"cmd5": [], "cmd50": [], "out5": [], "out50": []}
-        for _ in range(repeats):
-            t["cmd5"].append(best(lambda: command(small)))
-            t["cmd50"].append(best(lambda: command(large)))
-            t["out5"].append(best(lambda: with_out(small, base / "o5")))
-            t["out50"].append(best(lambda: with_out(large, base / "o50")))
-        r = {k: min(v) for k, v in t.items()}
-        r["ratio"] = r["cmd50"] / r["cmd5"]
-        r["ratio_out"] = r["out50"] / r["out5"]
+        jobs: dict[str, Callable[[], None]] = {
+            "cmd5": lambda: command(small),
+            "cmd50": lambda: command(large),
+            "out5": lambda: with_out(small, base / "o5"),
+            "out50": lambda: with_out(large, base / "o50"),
+        }
+        r = interleaved(jobs, repeats)
         small.close()
         large.close()
         return r
