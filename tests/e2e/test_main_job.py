@@ -32,6 +32,15 @@ def short_judge(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Pa
     return d
 
 
+def small_job(codal: Path, heplus: Path, judge: Path, store: Path) -> tuple[str, ...]:
+    """One item per CODAL preference and one HumanEval+ task, short answers, short rationales."""
+    return (
+        "--limit", "1", "--max-tokens", "96", "--judge-templates", str(judge),
+        "--data", f"codal-bench={codal}", "--data", f"humaneval-plus={heplus}",
+        "--store", str(store),
+    )  # fmt: skip
+
+
 def codal_eval(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
     return subprocess.run(
@@ -98,23 +107,9 @@ def test_main_job_in_process_then_fully_cached(
 ) -> None:
     store = tmp_path / "s.sqlite"
     args = (
-        "--model",
-        str(smollm2_dir),
-        "--judge",
-        str(smollm2_dir),
-        "--limit",
-        "1",
-        "--max-tokens",
-        "96",
-        "--judge-templates",
-        str(short_judge),
-        "--data",
-        f"codal-bench={codal_data}",
-        "--data",
-        f"humaneval-plus={heplus_data}",
-        "--store",
-        str(store),
-    )
+        "--model", str(smollm2_dir), "--judge", str(smollm2_dir),
+        *small_job(codal_data, heplus_data, short_judge, store),
+    )  # fmt: skip
     first = codal_eval(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     summary = _check_run(store, first.stdout, "vllm:")
@@ -136,29 +131,10 @@ def test_main_job_over_http(
 ) -> None:
     store = tmp_path / "s.sqlite"
     p = codal_eval(
-        "--model",
-        "openai:smollm2",
-        "--base-url",
-        openai_server,
-        "--judge",
-        "openai:smollm2",
-        "--judge-base-url",
-        openai_server,
-        "--limit",
-        "1",
-        "--max-tokens",
-        "96",
-        "--judge-templates",
-        str(short_judge),
-        "--concurrency",
-        "4",
-        "--data",
-        f"codal-bench={codal_data}",
-        "--data",
-        f"humaneval-plus={heplus_data}",
-        "--store",
-        str(store),
-    )
+        "--model", "openai:smollm2", "--base-url", openai_server, "--judge", "openai:smollm2",
+        "--judge-base-url", openai_server, "--concurrency", "4",
+        *small_job(codal_data, heplus_data, short_judge, store),
+    )  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     _check_run(store, p.stdout, "openai:")
     rec = Store(store).runs()[0].record
