@@ -233,7 +233,8 @@ def run_check(
 ) -> CheckResult:
     """Find the baseline, run the candidate like it (the store reuses what it can), compare."""
     from .progress import Progress
-    from .runner import RunOptions, run, run_like
+    from .rerun import run_like
+    from .runner import RunOptions, run
 
     overrides = {k: v for k, v in overrides.items() if v not in (None, {}, ())}
     with Progress(enabled=not quiet) as progress:

@@ -11,7 +11,8 @@ from typing import Any
 
 from .judging import build_judges, judge_config
 from .progress import Progress
-from .runner import Runner, RunOptions, RunResult, make_task, rerun_options
+from .rerun import rerun_options
+from .runner import Runner, RunOptions, RunResult, make_task
 from .scores import CODAL_TASK, run_summary
 from .spec import build_backend, parse_spec
 from .store import ItemRef, Store

