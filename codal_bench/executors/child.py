@@ -9,7 +9,8 @@ Everything here runs in the same process as untrusted code: nothing it writes is
 parent beyond "these bytes came out". Expected outputs never enter this process, so forging a
 pass would require actually computing the right answers.
 
-Request (marshal objects on stdin; the parent is trusted and `json` would cost an import of
+Request (marshal objects on stdin, each after its length in 4 little-endian bytes so that it is
+read with `marshal.loads` on a slice; the parent is trusted and `json` would cost an import of
 `re`, as `signal` would of `enum` -- start-up time is most of a small task's cost)::
 
     {"code": str, "entry": str, "mode": "digest" | "values",
@@ -40,7 +41,6 @@ Workers write whole batches of lines with single writes to stdout; when it is a 
 """
 
 import _signal
-import io
 import marshal
 import os
 import sys
@@ -82,12 +82,8 @@ def canon(x, parts):
         kinds = set(map(type, x))
         raw = None
         if kinds <= _NUMS and x:
-            fmt = "<%dd" % len(x)
-            try:
-                raw = pack(fmt, *x)
-            except (OverflowError, StructError):  # an int beyond any double
-                pass
-        if raw is not None and unpack(fmt, raw) == (x if t is tuple else tuple(x)):
+            raw = _doubles(x, t)
+        if raw is not None:
             # Python compares int and float exactly, so the doubles equal the values (no int
             # was rounded) and there is no nan (nan != nan); with -0.0 made 0.0, equal lists give
             # equal bytes, and which branch a list takes depends only on its values.
@@ -159,6 +155,32 @@ def canon(x, parts):
         parts.append("?" + os.urandom(8).hex())  # unknown types equal nothing
 
 
+def _doubles(x, t):
+    """`x`'s numbers as little-endian doubles, or None when a double would not equal one."""
+    if len(x) < 4096:
+        fmt = "<%dd" % len(x)
+        try:
+            raw = pack(fmt, *x)
+        except (OverflowError, StructError):  # an int beyond any double
+            return None
+        return raw if unpack(fmt, raw) == (x if t is tuple else tuple(x)) else None
+    global _array
+    if _array is None:  # its import costs milliseconds (collections.abc): big lists only
+        from array import array as _array
+    try:
+        arr = _array("d", x)
+    except OverflowError:
+        return None
+    if arr.tolist() != (x if t is list else list(x)):
+        return None
+    if sys.byteorder != "little":
+        arr.byteswap()
+    return arr.tobytes()
+
+
+_array = None
+
+
 def _flat(parts):
     return "".join(p if type(p) is str else p.decode("latin-1") for p in parts)
 
@@ -168,8 +190,9 @@ def digest(x):
     if t is int or t is bool:
         return blake2b(("i%x" % x).encode(), digest_size=16).hexdigest()
     if t is str:
-        data = ("s%d:%s" % (len(x), x)).encode("utf-8", "surrogatepass")
-        return blake2b(data, digest_size=16).hexdigest()
+        h = blake2b(("s%d:" % len(x)).encode(), digest_size=16)
+        h.update(x.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
     parts = []
     canon(x, parts)
     h = blake2b(digest_size=16)
@@ -234,17 +257,26 @@ def _text(msg):
     return '"%s"' % "".join(c if c.isalnum() or c in " .,:;_-()[]<>=+*/'" else "?" for c in msg)
 
 
+def _frames(data, off=0):
+    """The request's objects: each is its marshal bytes after a 4-byte little-endian length."""
+    view = memoryview(data)
+    end = len(data)
+    while off < end:
+        size = unpack("<I", view[off : off + 4])[0]
+        off += 4
+        yield marshal.loads(view[off : off + size])
+        off += size
+
+
 def main():
     data = sys.stdin.buffer.read()
-    stream = io.BytesIO(data)
-    head = marshal.load(stream)
+    head = next(_frames(data))
     if head["mode"] == "prepare":
-        return prepare_pool(head, memoryview(data)[stream.tell() :])
-    stream.seek(0)
+        return prepare_pool(head, memoryview(data)[4 + unpack("<I", data[:4])[0] :])
+    frames = _frames(data)
     problems = []
-    while stream.tell() < len(stream.getbuffer()):
-        head = marshal.load(stream)
-        groups = [(marshal.load(stream), marshal.load(stream)) for _ in range(head["n_groups"])]
+    for head in frames:
+        groups = [(next(frames), next(frames)) for _ in range(head["n_groups"])]
         problems.append((head, groups))
     out_fd = _redirect()
     pending = []

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import marshal
 import os
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -28,6 +30,14 @@ R = TypeVar("R")
 def default_cache_dir() -> Path:
     env = os.environ.get("CODAL_BENCH_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "codal-eval"
+
+
+def frame(obj: Any) -> bytes:
+    """One object of a child request: its marshal bytes after their length (4 bytes, little
+    endian), so the child can `marshal.loads` a slice instead of reading a stream, which is
+    ten times slower on big inputs."""
+    data = marshal.dumps(obj, 4)
+    return struct.pack("<I", len(data)) + data
 
 
 def problem_key(problem: Mapping[str, Any]) -> str:

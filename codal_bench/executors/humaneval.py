@@ -29,6 +29,7 @@ from codal_bench.executors.expected import (
     PieceResult,
     assemble,
     default_cache_dir,
+    frame,
     parallel,
     problem_key,
 )
@@ -188,7 +189,7 @@ class HumanEvalChecker:
             "problems": problems,
             "units": units,
         }
-        request = marshal.dumps(head, 4) + b"".join(blobs)
+        request = frame(head) + b"".join(blobs)
         n_inputs = sum(b - a for _, _, _, a, b in pieces)
         if self.progress and not force and isinstance(self.executor, SandboxExecutor):
             from rich.progress import Progress
@@ -237,7 +238,7 @@ class HumanEvalChecker:
         obj = problem[f"{group}_input"]
         hit = self._inputs_bin.get(id(obj))
         if hit is None or hit[0] is not obj:
-            hit = self._inputs_bin[id(obj)] = (obj, marshal.dumps(obj, 4))
+            hit = self._inputs_bin[id(obj)] = (obj, frame(obj))
         return hit[1]
 
     def key(self, problem: Mapping[str, Any]) -> str:
@@ -265,7 +266,7 @@ class HumanEvalChecker:
             total += budget
             meta = {"cpu": lim, "wall": [3 * t + 1 for t in lim], "budget": budget}
             data = inputs[g] if inputs else self._inputs(problem, g)
-            parts += [data, marshal.dumps(meta, 4)]
+            parts += [data, frame(meta)]
         head = {
             "code": code,
             "entry": problem["entry_point"],
@@ -274,7 +275,7 @@ class HumanEvalChecker:
             "load_cpu": self.min_time_limit,
             "n_groups": len(limits),
         }
-        return marshal.dumps(head, 4) + b"".join(parts), total
+        return frame(head) + b"".join(parts), total
 
     def _run(
         self,
