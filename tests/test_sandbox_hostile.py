@@ -389,3 +389,32 @@ def test_sandbox_view(env: Any) -> None:
     assert view["pids"] == [1]  # only itself, as pid 1 of a fresh pid namespace
     assert "work" not in view["root"] and "root" not in view["root"] and "etc" not in view["root"]
     assert "OPENAI_API_KEY" not in view["env"]
+
+
+def test_each_candidate_gets_fresh_namespaces(env: Any) -> None:
+    """Candidates forked from one zygote share nothing: files, processes and IPC are gone."""
+    executor = env[0].executor
+    plant = (
+        "import ctypes, json, os, sys, time\n"
+        "open('/tmp/left-behind', 'w').write('x')\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(json.dumps(libc.shmget(4242, 4096, 0o1000 | 0o666) >= 0))\n"  # IPC_CREAT
+        "sys.stdout.flush()\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+    )
+    look = (
+        "import ctypes, json, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(json.dumps({'file': os.path.exists('/tmp/left-behind'),\n"
+        "    'shm': libc.shmget(4242, 0, 0) >= 0,\n"
+        "    'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}))\n"
+    )
+    planted = executor.run(plant, b"", 5, 20)
+    assert planted.status == "ok" and planted.outputs == [True], planted
+    seen = executor.run(look, b"", 5, 20)
+    assert seen.status == "ok", seen
+    assert seen.outputs == [{"file": False, "shm": False, "pids": [1]}]
+    assert _sandbox_processes(executor.uids) == []
