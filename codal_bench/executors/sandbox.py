@@ -35,6 +35,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,47 +105,10 @@ def _uid_processes(uid: int) -> list[int]:
     return pids
 
 
-class _Launcher:
-    """Starts zygotes from one long-lived thread.
-
-    ``bwrap --die-with-parent`` ties the sandbox to the *thread* that started it (the kernel's
-    parent-death signal fires when that thread ends), and worker threads come and go.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._serve, name="codal-sandbox", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            fn, reply = self._jobs.get()
-            try:
-                reply.put((True, fn()))
-            except BaseException as e:  # handed back to the caller
-                reply.put((False, e))
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        reply: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._jobs.put((fn, reply))
-        ok, value = reply.get()
-        if not ok:
-            raise value
-        return value
-
-
-_launcher: _Launcher | None = None
-_launcher_lock = threading.Lock()
-
-
-def _launch(fn: Callable[[], Any]) -> Any:
-    global _launcher
-    with _launcher_lock:
-        if _launcher is None:
-            _launcher = _Launcher()
-    return _launcher.call(fn)
+# Zygotes are started from this pool's one long-lived thread: ``bwrap --die-with-parent`` ties
+# the sandbox to the *thread* that started it (the kernel's parent-death signal fires when that
+# thread ends), and the callers' worker threads come and go.
+_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codal-sandbox")
 
 
 @dataclass
@@ -154,12 +118,20 @@ class _Zygote:
     stderr: Any  # a temporary file: why it failed, if it does
 
 
+def _end(z: _Zygote) -> str:
+    """Stop a zygote (its sandbox and every namespace under it go too); return its stderr."""
+    z.sock.close()
+    z.proc.kill()
+    z.proc.wait()
+    z.stderr.seek(0)
+    text = _tail(z.stderr.read())
+    z.stderr.close()
+    return text
+
+
 def _stop(zygotes: dict[int, _Zygote]) -> None:
     for z in list(zygotes.values()):
-        z.sock.close()
-        z.stderr.close()
-        z.proc.kill()
-        z.proc.wait()
+        _end(z)
     zygotes.clear()
 
 
@@ -266,12 +238,12 @@ class SandboxExecutor:
         if z is not None and z.proc.poll() is None:
             return z
         if z is not None:
-            self._zygote_failed(uid)
+            self._discard_zygote(uid)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of ours leaks in
         try:
             err = tempfile.TemporaryFile(dir=self._dir)
-            proc = _launch(
+            proc = _launcher.submit(
                 lambda: subprocess.Popen(
                     self._zygote_command(uid, theirs.fileno()),
                     stdin=subprocess.DEVNULL,
@@ -280,28 +252,20 @@ class SandboxExecutor:
                     env=env,
                     pass_fds=(theirs.fileno(),),
                     start_new_session=True,
-                )  # fmt: skip
-            )
+                )
+            ).result()
         finally:
             theirs.close()
         z = self._zygotes[uid] = _Zygote(proc, ours, err)
         # It says "ready" once it runs; anything else means no sandbox can be built here.
         if not select.select([ours], [], [], 30.0)[0] or ours.recv(16) != b"ready":
-            why = self._zygote_failed(uid) or "no answer in 30 s"
+            why = self._discard_zygote(uid) or "no answer in 30 s"
             raise SandboxUnavailable(f"the sandbox did not start: {why.strip()}")
         return z
 
-    def _zygote_failed(self, uid: int) -> str:
+    def _discard_zygote(self, uid: int) -> str:
         z = self._zygotes.pop(uid, None)
-        if z is None:
-            return ""
-        z.sock.close()
-        z.proc.kill()
-        z.proc.wait()
-        z.stderr.seek(0)
-        text = _tail(z.stderr.read())
-        z.stderr.close()
-        return text
+        return _end(z) if z is not None else ""
 
     def run(
         self,
@@ -352,7 +316,7 @@ class SandboxExecutor:
             try:
                 socket.send_fds(z.sock, [marshal.dumps((key, cpu_limit), 4)], fds)
             except OSError:
-                why = self._zygote_failed(uid)
+                why = self._discard_zygote(uid)
                 raise SandboxUnavailable(f"the sandbox did not start: {why}") from None
             timed_out = False
             if watch is None:
@@ -362,14 +326,14 @@ class SandboxExecutor:
             if not answered:
                 timed_out = True
                 self._sweep(uid)
-            reply = self._reply(uid, z)
+            reply = self._reply(z)
             wall = time.monotonic() - t0
             if reply is None and not timed_out:  # nothing the candidate can do kills the zygote
-                why = self._zygote_failed(uid) or "no report"
+                why = self._discard_zygote(uid) or "no report"
                 raise SandboxUnavailable(f"the sandbox stopped: {why.strip()}")
             code, cpu, setup_failed = reply or (128 + signal.SIGKILL, 0.0, False)
             if reply is None:
-                self._zygote_failed(uid)
+                self._discard_zygote(uid)
             if timed_out or code != 0:
                 self._sweep(uid)
             out = self._read(fout)
@@ -398,7 +362,8 @@ class SandboxExecutor:
             detail=detail,
         )
 
-    def _reply(self, uid: int, z: _Zygote) -> tuple[int, float, bool] | None:
+    @staticmethod
+    def _reply(z: _Zygote) -> tuple[int, float, bool] | None:
         """The zygote's report on the candidate; None (and a zygote to restart) if it has none.
 
         After a kill the report comes as soon as the candidate's namespace is gone; a zygote
