@@ -14,7 +14,7 @@ read with `marshal.loads` on a slice; the parent is trusted and `json` would cos
 `re`, as `signal` would of `enum` -- start-up time is most of a small task's cost)::
 
     {"code": str, "entry": str, "mode": "digest" | "values",
-     "force_values": bool, "load_cpu": s, "n_groups": n}
+     "load_cpu": s, "n_groups": n}
     then per group the inputs [[arg, ...], ...] and {"cpu": [s, ...], "wall": [s, ...], "budget": s}
 
 Reply: one JSON array per line on the original stdout (user prints go to /dev/null):

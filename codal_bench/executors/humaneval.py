@@ -255,8 +255,6 @@ class HumanEvalChecker:
         mode: str,
         limits: Mapping[str, list[float]],
         budget_cap: float,
-        force_values: bool = False,
-        inputs: Mapping[str, bytes] | None = None,
     ) -> tuple[bytes, float]:
         """The child's request for one problem, and the CPU seconds it may use in all."""
         parts = []
@@ -265,13 +263,11 @@ class HumanEvalChecker:
             budget = min(budget_cap, sum(lim)) + 1.0
             total += budget
             meta = {"cpu": lim, "wall": [3 * t + 1 for t in lim], "budget": budget}
-            data = inputs[g] if inputs else self._inputs(problem, g)
-            parts += [data, frame(meta)]
+            parts += [self._inputs(problem, g), frame(meta)]
         head = {
             "code": code,
             "entry": problem["entry_point"],
             "mode": mode,
-            "force_values": force_values,
             "load_cpu": self.min_time_limit,
             "n_groups": len(limits),
         }
