@@ -273,17 +273,6 @@ class HumanEvalChecker:
         }
         return frame(head) + b"".join(parts), total
 
-    def _run(
-        self,
-        problem: Mapping[str, Any],
-        code: str,
-        mode: str,
-        limits: Mapping[str, list[float]],
-        budget_cap: float,
-    ) -> ExecResult:
-        request, total = self._request(problem, code, mode, limits, budget_cap)
-        return self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5)
-
     def limits(self, expected: Expected, group: str) -> list[float]:
         return [max(self.min_time_limit, self.time_factor * t) for t in expected.times[group]]
 
@@ -294,7 +283,10 @@ class HumanEvalChecker:
         tails, cpu, wall = [], 0.0, 0.0
         while todo:
             limits = {g: self.limits(expected, g) for g in todo}
-            res = self._run(problem, code, expected.mode, limits, self.max_group_cpu_s)
+            request, total = self._request(
+                problem, code, expected.mode, limits, self.max_group_cpu_s
+            )
+            res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5)
             cpu, wall = cpu + res.cpu_s, wall + res.wall_s
             tails.append(res.stderr_tail)
             ran = self._judge_run(problem, expected, todo, res)
