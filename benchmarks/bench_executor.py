@@ -51,7 +51,7 @@ def main() -> int:
         from evalplus.data.utils import CACHE_DIR
         from evalplus.evaluate import evaluate, get_groundtruth
 
-    from codal_bench.executors.humaneval import HumanEvalChecker
+    from codal_bench.humaneval.checker import HumanEvalChecker
 
     with gzip.open(args.data, "rt") as f:
         rows = [json.loads(line) for line in f]

@@ -80,7 +80,7 @@ def run_record(
         "pid": os.getpid(),
     }
     if "codal" in judges:
-        from .judges.scoring import codal_report
+        from .codal.report import codal_report
 
         record["codal_report"] = codal_report(
             rows, candidate=config["model"], judge=config["judge"], reference=config["reference"]

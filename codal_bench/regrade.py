@@ -124,7 +124,7 @@ def regrade(
         "cost_usd": round(runner.stats.cost_usd, 6),
         "timings": {"total_s": time.monotonic() - t0},
     }
-    from .judges.scoring import codal_report
+    from .codal.report import codal_report
 
     record["codal_report"] = codal_report(
         new_rows, candidate=base.model, judge=config["judge"], reference=config["reference"]

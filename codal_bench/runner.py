@@ -229,7 +229,7 @@ def run(
     judge_backend = build_backend(judge_spec) if (judge_spec and needs_llm) else None
 
     # Load: every data problem surfaces here, before anything is written or sent.
-    from .tasks.config import task_config
+    from .taskfiles import task_config
 
     plan: list[tuple[Task, Sample, SamplingParams, int]] = []
     task_cfg: dict[str, Any] = {}

@@ -13,11 +13,11 @@ from types import ModuleType
 
 import pytest
 
-import codal_bench.executors as executors
+import codal_bench.humaneval as humaneval_pkg
 
 
 def _child() -> ModuleType:
-    path = Path(executors.__file__).with_name("child.py")
+    path = Path(humaneval_pkg.__file__).with_name("child.py")
     spec = importlib.util.spec_from_file_location("codal_child_under_test", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)

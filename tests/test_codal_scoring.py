@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from codal_bench.judges.scoring import bootstrap_ci, codal_report, self_preference
+from codal_bench.codal.report import bootstrap_ci, codal_report, self_preference
 
 PREFS = ("instruction-following", "explanation", "complexity", "readability", "style")
 

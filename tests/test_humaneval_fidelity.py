@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from codal_bench.executors.humaneval import HumanEvalChecker
+from codal_bench.humaneval.checker import HumanEvalChecker
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from codal_bench.judges.exec_judge import ExecJudge
+from codal_bench.humaneval.judge import ExecJudge
 from codal_bench.stats import pass_at_k
-from codal_bench.tasks.humaneval_plus import (
+from codal_bench.humaneval.task import (
     HumanEvalPlusMiniTask,
     HumanEvalPlusTask,
     extract_code,
@@ -168,7 +168,7 @@ def test_pass_at_k() -> None:
 
 def test_expected_outputs_are_cached_compactly(tmp_path: Path) -> None:
     """Second preparation reads the cache; exact-match problems keep digests, float ones values."""
-    from codal_bench.executors.humaneval import HumanEvalChecker
+    from codal_bench.humaneval.checker import HumanEvalChecker
 
     rows = [
         s.data for s in HumanEvalPlusTask().load(str(PLUS), ids=["HumanEval/53", "HumanEval/2"])

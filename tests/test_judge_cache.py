@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from codal_bench.judges.llm_judge import LLMJudge, reference_column
+from codal_bench.codal.judge import LLMJudge, reference_column
 from codal_bench.store import Store
 from codal_bench.types import (
     GenerateFn,

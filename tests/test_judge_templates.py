@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codal_bench.judges.templates import (
+from codal_bench.codal.templates import (
     UPSTREAM_SYSTEM,
     UPSTREAM_USER,
     load_templates,

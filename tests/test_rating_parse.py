@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from codal_bench.judges.llm_judge import parse_rating
-from codal_bench.judges.templates import PAPER_SETTINGS, load_templates
+from codal_bench.codal.judge import parse_rating
+from codal_bench.codal.templates import PAPER_SETTINGS, load_templates
 
 PUBLISHED = re.compile(r"\bRating:\s*(\d+)\b")
 SCALE = (1.0, 10.0)

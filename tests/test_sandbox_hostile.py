@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from codal_bench.executors.humaneval import CheckResult, Expected, HumanEvalChecker
+from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
 from codal_bench.executors.sandbox import _UID_BASE, SandboxExecutor, SandboxLimits
 
 ROOT = Path(__file__).resolve().parents[1]

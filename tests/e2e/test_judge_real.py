@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from codal_bench.judges.llm_judge import LLMJudge
-from codal_bench.judges.scoring import codal_report
+from codal_bench.codal.judge import LLMJudge
+from codal_bench.codal.report import codal_report
 from codal_bench.store import Store
 from codal_bench.types import Backend, Generation, GradeInput, Request, Sample
 

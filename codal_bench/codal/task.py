@@ -18,7 +18,7 @@ from ..files import file_sha256, read_jsonl
 from ..resources import data_dir
 from ..scores import PREFERENCES
 from ..types import Message, Sample, UsageError, content_hash
-from .config import task_config
+from ..taskfiles import task_config
 
 REFERENCE_COLUMNS = (
     "gpt-4-turbo_response",

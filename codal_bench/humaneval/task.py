@@ -76,7 +76,7 @@ class HumanEvalPlusTask:
         self._sha: str | None = None
 
     def _download(self) -> Path:
-        from ..executors.humaneval import default_cache_dir
+        from .checker import default_cache_dir
 
         url = _URL.format(v=RELEASE, name=self.release_name)
         dest = default_cache_dir() / "data" / f"{self.release_name}-{RELEASE}.jsonl.gz"

@@ -26,7 +26,7 @@ class ExecJudge:
         min_time_limit: float = 1.0,
         progress: bool = True,
     ) -> None:
-        from ..executors.humaneval import HumanEvalChecker
+        from .checker import HumanEvalChecker
 
         self.checker = HumanEvalChecker(
             cache_dir=cache_dir,
@@ -50,7 +50,7 @@ class ExecJudge:
         )
 
     def grade(self, items: Sequence[GradeInput], generate: GenerateFn) -> list[Grade]:
-        from ..tasks.humaneval_plus import extract_code
+        from .task import extract_code
 
         if not items:
             return []

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codal_bench.executors.compare import Undecodable, decode, match_values
-from codal_bench.executors.expected import (
+from codal_bench.humaneval.compare import Undecodable, decode, match_values
+from codal_bench.humaneval.expected import (
     CHILD_SOURCE,
     CHILD_VERSION,
     GROUPS,

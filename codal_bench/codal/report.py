@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..scores import CODAL_TASK, PREFERENCES, codal_item_ratings, codal_means
-from .llm_judge import REFERENCE_SUFFIX, model_family, own_reference_model
+from .judge import REFERENCE_SUFFIX, model_family, own_reference_model
 
 Array = npt.NDArray[np.float64]
 GRADED = ("rated", "parse_failure")
