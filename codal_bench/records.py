@@ -11,9 +11,11 @@ import platform
 import time
 from typing import Any
 
+from . import registry
+from .config import RunConfig, RunRecord
 from .spec import ModelSpec
 from .store import Store
-from .types import Judge, Request
+from .types import Request
 
 
 def package_versions() -> dict[str, str]:
@@ -53,36 +55,36 @@ def run_record(
     st: Any,
     rows: list[dict[str, Any]],
     summary: dict[str, Any],
-    plan: list[Any],
+    items: dict[str, list[str]],
     t0: float,
-    config: dict[str, Any],
-    judges: dict[str, Judge],
-) -> dict[str, Any]:
-    items: dict[str, list[str]] = {}
-    for task, s, _p, _n in plan:
-        items.setdefault(task.name, []).append(s.item_id)
-    record: dict[str, Any] = {
-        "versions": package_versions(),
-        "items": items,
-        "counts": {
+    config: RunConfig,
+) -> RunRecord:
+    """The record of a finished run; each task may add a report of its own (`Scoring.report`)."""
+    from .summary import rows_by_task
+
+    reports: dict[str, Any] = {}
+    for task, trows in rows_by_task(rows).items():
+        report = getattr(registry.scoring(task), "report", None)
+        found = report(trows, config) if report is not None else None
+        if found is not None:
+            reports[task] = found
+    return RunRecord(
+        owner={"host": platform.node(), "pid": os.getpid()},
+        versions=package_versions(),
+        items=items,
+        counts={
             "requests_sent": st.backend_calls,
             "cached": st.cached,
             "generated": st.generated,
             "errors": st.errors,
             "rows": len(rows),
         },
-        "tokens": {"prompt": st.prompt_tokens, "completion": st.completion_tokens},
-        "cost_usd": round(st.cost_usd, 6),
-        "timings": {**st.timings, "total_s": time.monotonic() - t0},
-        "errors": summary.get("errors", 0),
-        "summary": summary,
-        "host": platform.node(),
-        "pid": os.getpid(),
-    }
-    if "codal" in judges:
-        from .codal.report import codal_report
-
-        record["codal_report"] = codal_report(
-            rows, candidate=config["model"], judge=config["judge"], reference=config["reference"]
-        )
-    return record
+        tokens={"prompt": st.prompt_tokens, "completion": st.completion_tokens},
+        cost_usd=round(st.cost_usd, 6),
+        timings={**st.timings, "total_s": time.monotonic() - t0},
+        errors=summary.get("errors", 0),
+        summary=summary,
+        reports=reports,
+        host=platform.node(),
+        pid=os.getpid(),
+    )

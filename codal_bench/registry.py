@@ -95,3 +95,12 @@ def describe_all(check: bool = True) -> list[PluginInfo]:
                     info.error = f"{type(exc).__name__}: {exc}"
             out.append(info)
     return out
+
+
+def scoring(task: str) -> Any:
+    """The scoring face of task `task` (a class attribute: the task itself is not built)."""
+    cls = load("task", task)
+    found = getattr(cls, "scoring", None)
+    if found is None:
+        raise UsageError(f"task {task!r} ({cls.__module__}) has no `scoring`: it cannot be scored")
+    return found

@@ -1,21 +1,23 @@
 """`grade RUN`: grade a stored run's answers again with another judge, without generating.
 
-The new run points at the same generation keys as the old one and at new grade keys; execution
-grades (which do not depend on the judge) are carried over as they are.
+The new run points at the same generation keys as the old one and at new grade keys for every
+task graded through a model judge; the grades of other tasks (execution, which does not depend on
+the judge) are carried over as they are.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
-from .judging import build_judges, judge_config
+from .config import RunConfig
+from .judging import build_judges, model_judged
 from .progress import Progress
-from .rerun import rerun_options
-from .runner import Runner, RunOptions, RunResult, make_task
-from .scores import CODAL_TASK, run_summary
+from .runner import Runner, RunResult, _judge_settings, make_task
 from .spec import build_backend, parse_spec
 from .store import ItemRef, Store
+from .summary import run_summary
 from .types import GradeInput, UsageError
 
 
@@ -31,103 +33,99 @@ def regrade(
     concurrency: int = 8,
     progress: Progress | None = None,
 ) -> RunResult:
+    from .records import run_record
+
     base = store.run(run_id)
-    if CODAL_TASK not in base.config.get("tasks", {}):
-        raise UsageError(f"run {base.run_id} has no CODAL-Bench answers to grade")
-    opts: RunOptions = rerun_options(base.config, base.record, base.model, judge)
-    opts.judge_templates = judge_templates or opts.judge_templates
-    opts.reference = reference  # None: the new judge's own default reference column
-    opts.judge_repeats = judge_repeats
-    opts.judge_options = judge_options or {}
+    opts = base.config.rerun_options(base.record.items, base.model, judge)
+    opts = replace(
+        opts,
+        judge_templates=judge_templates or opts.judge_templates,
+        reference=reference,  # None: the new judge's own default reference column
+        judge_repeats=judge_repeats,
+        judge_options=judge_options or {},
+    )
     if not opts.judge:
         raise UsageError("grade: pass --judge SPEC")
+    tasks = [make_task(t, opts) for t in base.config.tasks]
+    tasks = [t for t in tasks if model_judged(t)]
+    if not tasks:
+        raise UsageError(f"run {base.run_id} has no answers graded by a model judge to re-grade")
     t0 = time.monotonic()
-    task = make_task(CODAL_TASK, opts)
-    samples = {s.item_id: s for s in task.load(opts.data.get(CODAL_TASK), None, None)}
-    task_cfg = {CODAL_TASK: {**base.config["tasks"][CODAL_TASK], "data": task.describe()}}
+    samples = {}
+    for task in tasks:
+        for s in task.load(opts.data.get(task.name), None, None):
+            samples[(task.name, s.item_id)] = s
     judge_spec = parse_spec(opts.judge, opts.judge_options)
     judge_backend = build_backend(judge_spec)
-    llm = build_judges([task], judge_backend, judge_spec, opts, task_cfg)["codal"]
+    judges = {
+        k: j for k, j in build_judges(tasks, judge_backend, judge_spec, opts).items()
+        if j.kind == "llm"
+    }  # fmt: skip
+    names = {t.name for t in tasks}
 
     rows = store.results(base.run_id)
-    items: list[GradeInput] = []
-    gen_of: dict[tuple[str, int], tuple[str, str]] = {}
+    items: dict[str, list[GradeInput]] = {k: [] for k in judges}
+    gen_of: dict[tuple[str, str, int], tuple[str, str]] = {}
+    kinds = {t.name: [k for k in t.judge_kinds if k in judges] for t in tasks}
     for r in rows:
-        if r["task"] != CODAL_TASK or r["repeat"] != 0:
+        if r["task"] not in names or r["repeat"] != 0:
             continue
-        gen_of[(r["item_id"], r["sample_index"])] = (r["gen_key"], r["group"])
-        if r["answer"] is None or r["item_id"] not in samples:
+        gen_of[(r["task"], r["item_id"], r["sample_index"])] = (r["gen_key"], r["group"])
+        sample = samples.get((r["task"], r["item_id"]))
+        if r["answer"] is None or sample is None:
             continue
-        for rep in range(judge_repeats):
-            items.append(GradeInput(samples[r["item_id"]], r["answer"], r["sample_index"], rep))
+        for kind in kinds[r["task"]]:
+            for rep in range(judge_repeats):
+                items[kind].append(GradeInput(sample, r["answer"], r["sample_index"], rep))
 
-    config = {
-        **base.config,
-        "command": "grade",
-        "parent_run": base.run_id,
-        "judge": str(judge_spec),
-        "judge_repeats": judge_repeats,
-        **judge_config(llm, task_cfg),
-    }
+    config = RunConfig(
+        **{
+            **base.config.__dict__,
+            "command": "grade",
+            "parent_run": base.run_id,
+            "judge": _judge_settings(judges, tasks, judge_spec, opts),
+            "options": {**base.config.options, **opts.to_stored()},
+        }
+    )
     store.check_writable()
     new_id = store.new_run(base.model, str(judge_spec), config)
     runner = Runner(store, progress)
     with store.running(new_id):
         generate = runner.cached_generate(judge_backend, judge_spec, concurrency, 300.0, "judge")
-        keys = runner.grade(llm, str(judge_spec), items, generate, "codal")
-        refs = [
-            ItemRef(
-                CODAL_TASK,
-                i.sample.item_id,
-                i.sample.group,
-                i.sample_index,
-                i.repeat,
-                gen_of[(i.sample.item_id, i.sample_index)][0],
-                keys[(i.sample.item_id, i.sample_index, i.repeat)],
-            )
-            for i in items
-        ]
-        graded = {(x.item_id, x.sample_index) for x in refs}
-        for (iid, k), (gk, grp) in gen_of.items():
-            if (iid, k) not in graded:
-                refs.append(ItemRef(CODAL_TASK, iid, grp, k, 0, gk, None))
+        refs: list[ItemRef] = []
+        for kind, judge_ in judges.items():
+            keys = runner.grade(judge_, str(judge_spec), items[kind], generate, kind)
+            for i in items[kind]:
+                t = i.sample.task
+                refs.append(
+                    ItemRef(
+                        t, i.sample.item_id, i.sample.group, i.sample_index, i.repeat,
+                        gen_of[(t, i.sample.item_id, i.sample_index)][0],
+                        keys[(i.sample.item_id, i.sample_index, i.repeat)],
+                    )
+                )  # fmt: skip
+        graded = {(x.task, x.item_id, x.sample_index) for x in refs}
+        for (t, iid, k), (gk, grp) in gen_of.items():
+            if (t, iid, k) not in graded:
+                refs.append(ItemRef(t, iid, grp, k, 0, gk, None))
         refs += [
             ItemRef(
-                r["task"],
-                r["item_id"],
-                r["group"],
-                r["sample_index"],
-                r["repeat"],
-                r["gen_key"],
-                r["grade_key"],
+                r["task"], r["item_id"], r["group"], r["sample_index"], r["repeat"],
+                r["gen_key"], r["grade_key"],
             )
             for r in rows
-            if r["task"] != CODAL_TASK
-        ]
+            if r["task"] not in names
+        ]  # fmt: skip
         store.put_run_items(new_id, refs)
         judge_backend.close()
     new_rows = store.results(new_id)
     summary = run_summary(new_rows)
-    record = {
-        **base.record,
-        "summary": summary,
-        "errors": summary.get("errors", 0),
-        "counts": {
-            "requests_sent": runner.stats.backend_calls,
-            "cached": runner.stats.cached,
-            "rows": len(new_rows),
-        },
-        "tokens": {
-            "prompt": runner.stats.prompt_tokens,
-            "completion": runner.stats.completion_tokens,
-        },
-        "cost_usd": round(runner.stats.cost_usd, 6),
-        "timings": {"total_s": time.monotonic() - t0},
+    runner.stats.timings = {}
+    record = run_record(runner.stats, new_rows, summary, base.record.items, t0, config)
+    record.counts = {
+        "requests_sent": runner.stats.backend_calls,
+        "cached": runner.stats.cached,
+        "rows": len(new_rows),
     }
-    from .codal.report import codal_report
-
-    record["codal_report"] = codal_report(
-        new_rows, candidate=base.model, judge=config["judge"], reference=config["reference"]
-    )
     store.update_run(new_id, status="complete", record=record)
     return RunResult(new_id, summary, record, new_rows)

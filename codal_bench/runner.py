@@ -7,12 +7,14 @@ the judge's loads, and writing a run record that reports and the CI gate can tru
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import registry
+from .config import JudgeSettings, RunConfig, RunOptions, RunRecord, TaskSettings
 from .progress import Progress
 from .spec import ModelSpec, build_backend, parse_spec
 from .store import ItemRef, Store
@@ -29,42 +31,17 @@ from .types import (
     UsageError,
 )
 
-DEFAULT_TASKS = ("codal-bench", "humaneval-plus")
 GRADE_CHUNK = 64
 
 
-@dataclass
-class RunOptions:
-    model: str
-    judge: str | None = None
-    tasks: Sequence[str] = DEFAULT_TASKS
-    limit: int | None = None
-    task_ids: Sequence[str] | None = None
-    data: dict[str, str] = field(default_factory=dict)
-    principles: str | None = None
-    reference: str | None = None
-    judge_templates: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    judge_options: dict[str, Any] = field(default_factory=dict)
-    concurrency: int = 8
-    judge_concurrency: int = 8
-    samples: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    judge_repeats: int = 1
-    task_sampling: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dry_run: bool = False
-    max_cost: float | None = None
-    timeout_s: float = 300.0
+__all__ = ["RunOptions", "RunResult", "Runner", "run", "make_task", "task_sampling"]
 
 
 @dataclass
 class RunResult:
     run_id: str | None
     summary: dict[str, Any]
-    record: dict[str, Any]
+    record: RunRecord
     rows: list[dict[str, Any]]
     dry_run: dict[str, Any] | None = None
 
@@ -82,11 +59,12 @@ class _Stats:
 
 
 def task_sampling(
-    name: str, task_cfg: dict[str, Any], opts: RunOptions, exec_task: bool
+    name: str, task_cfg: dict[str, Any], opts: RunOptions, multi_sample: bool
 ) -> tuple[SamplingParams, int]:
     """Per-task defaults from the task YAML, overridden by the command line.
 
-    `opts.task_sampling[name]` (used to repeat a stored run exactly) wins over both.
+    `--samples` applies to tasks graded without a model judge (pass@k); `opts.task_sampling[name]`
+    (used to repeat a stored run exactly) wins over everything.
     """
     g = {**task_cfg.get("generation", {}), **opts.task_sampling.get(name, {})}
     params = SamplingParams(
@@ -100,14 +78,14 @@ def task_sampling(
         seed=opts.seed if opts.seed is not None else g.get("seed"),
     )
     samples = int(g.get("samples", 1))
-    if exec_task and opts.samples is not None and name not in opts.task_sampling:
+    if multi_sample and opts.samples is not None and name not in opts.task_sampling:
         samples = opts.samples
     return params, samples
 
 
 def make_task(name: str, opts: RunOptions) -> Task:
     cls = registry.load("task", name)
-    task: Task = cls(principles=opts.principles) if name == "codal-bench" else cls()
+    task: Task = cls(**opts.task_options())
     return task
 
 
@@ -206,51 +184,52 @@ def run(
     opts: RunOptions,
     store: Store | Callable[[], Store],
     progress: Progress | None = None,
-    parent: dict[str, Any] | None = None,
+    parent: str | None = None,
+    command: str = "run",
 ) -> RunResult:
     """Evaluate one model; see the module docstring for the stages.
 
     `store` may be a function that opens it, so that bad input is reported before a store file
     is created.
     """
-    from .judging import build_judges, grade_inputs, judge_config
+    from .judging import build_judges, grade_inputs, model_judged
     from .records import dry_run_estimate, run_record
-    from .scores import run_summary
+    from .summary import run_summary
 
     t0 = time.monotonic()
     spec = parse_spec(opts.model, opts.model_options)
     judge_spec = parse_spec(opts.judge, opts.judge_options) if opts.judge else None
     tasks = [make_task(t, opts) for t in _check_tasks(opts.tasks)]
+    data = assign_data(opts.data, opts.data_files, tasks)
+    opts = dataclasses.replace(opts, data=data, data_files=[])  # recorded as resolved
     backend = build_backend(spec)
     covered = backend.covered_items() if hasattr(backend, "covered_items") else None
-    needs_llm = any("codal" in t.judge_kinds for t in tasks)
-    if needs_llm and judge_spec is None:
-        raise UsageError("CODAL-Bench needs a judge: pass --judge SPEC (e.g. gpt-4, smollm2)")
-    judge_backend = build_backend(judge_spec) if (judge_spec and needs_llm) else None
+    judged = [t for t in tasks if model_judged(t)]
+    if judged and judge_spec is None:
+        raise UsageError(f"{judged[0].name} needs a judge: pass --judge SPEC (e.g. gpt-4, smollm2)")
+    judge_backend = build_backend(judge_spec) if (judge_spec and judged) else None
 
     # Load: every data problem surfaces here, before anything is written or sent.
-    from .taskfiles import task_config
-
     plan: list[tuple[Task, Sample, SamplingParams, int]] = []
-    task_cfg: dict[str, Any] = {}
+    settings: dict[str, TaskSettings] = {}
     for task in tasks:
-        samples = task.load(_data_for(task.name, opts.data), opts.limit, opts.task_ids)
-        exec_task = "codal" not in task.judge_kinds
-        params, n = task_sampling(task.name, task_config(task.name), opts, exec_task)
+        samples = task.load(data.get(task.name), opts.limit, opts.task_ids)
+        params, n = task_sampling(task.name, task.config, opts, task not in judged)
         if covered is not None:
             samples = [s for s in samples if s.item_id in covered]
             if not samples:
                 continue
         for s in samples:
             plan.append((task, s, params, covered.get(s.item_id, n) if covered else n))
-        task_cfg[task.name] = {
-            "sampling": params.to_dict(),
-            "samples": n,
-            "data": task.describe(),
-            "limit": opts.limit,
-            "task_ids": list(opts.task_ids) if opts.task_ids else None,
-            "prompt_set": getattr(task, "prompt_set", None),
-        }
+        settings[task.name] = TaskSettings(
+            sampling=params.to_dict(),
+            samples=n,
+            data=task.describe(),
+            limit=opts.limit,
+            task_ids=list(opts.task_ids) if opts.task_ids else None,
+            prompt_set=getattr(task, "prompt_set", None),
+            judged=task in judged,
+        )
     if not plan:
         raise UsageError(
             "nothing to evaluate: no items selected (check --tasks/--task-ids/--limit)"
@@ -266,33 +245,26 @@ def run(
             requests.append(r)
             by_item.append((task, s, k, r))
 
-    judges = (
-        build_judges(tasks, judge_backend, judge_spec, opts, task_cfg) if not opts.dry_run else {}
+    judges = build_judges(tasks, judge_backend, judge_spec, opts) if not opts.dry_run else {}
+    config = RunConfig(
+        command=command,
+        model=str(spec),
+        model_identity=ident,
+        model_options=spec.public_options(),
+        tasks=settings,
+        judge=_judge_settings(judges, judged, judge_spec, opts),
+        options=opts.to_stored(),
+        parent_run=parent,
     )
-    config = {
-        "command": "run",
-        "model": str(spec),
-        "model_identity": ident,
-        "model_options": spec.public_options(),
-        "judge": str(judge_spec) if judge_spec and needs_llm else None,
-        "judge_identity": None,
-        "judge_templates": None,
-        "judge_sampling": None,
-        "reference": None,
-        "judge_repeats": opts.judge_repeats,
-        **(judge_config(judges["codal"], task_cfg) if "codal" in judges else {}),
-        "tasks": task_cfg,
-        "parent_run": (parent or {}).get("run_id"),
-    }
 
     if callable(store):
         store = store()
     runner = Runner(store, progress)
     if opts.dry_run:
-        return RunResult(None, {}, {}, [], dry_run=dry_run_estimate(store, requests, spec))
+        return RunResult(None, {}, RunRecord(), [], dry_run=dry_run_estimate(store, requests, spec))
 
     store.check_writable()
-    run_id = store.new_run(str(spec), config["judge"], config)
+    run_id = store.new_run(str(spec), config.judge_spec, config)
     with store.running(run_id):
         t = time.monotonic()
         gen = runner.cached_generate(
@@ -306,10 +278,9 @@ def run(
         refs: list[ItemRef] = []
         req_of = {(task.name, s.item_id, k): r for task, s, k, r in by_item}
         for kind, judge in judges.items():
-            judge_name = config["judge"] if kind == "codal" else kind
-            items = grade_inputs(
-                by_item, answers, kind, opts.judge_repeats if kind == "codal" else 1
-            )
+            llm = judge.kind == "llm"
+            judge_name = str(judge_spec) if llm else kind
+            items = grade_inputs(by_item, answers, kind, opts.judge_repeats if llm else 1)
             generate: Callable[[Sequence[Request]], list[Generation]] = (
                 runner.cached_generate(
                     judge_backend,
@@ -319,10 +290,10 @@ def run(
                     "judge",
                     opts.max_cost,
                 )
-                if judge_backend is not None and judge_spec is not None and kind == "codal"
+                if llm and judge_backend is not None and judge_spec is not None
                 else _no_generate
             )
-            keys = runner.grade(judge, str(judge_name), items, generate, kind)
+            keys = runner.grade(judge, judge_name, items, generate, kind)
             for i in items:
                 gk = keys[(i.sample.item_id, i.sample_index, i.repeat)]
                 req = req_of[(i.sample.task, i.sample.item_id, i.sample_index)]
@@ -348,9 +319,33 @@ def run(
 
     rows = store.results(run_id)
     summary = run_summary(rows)
-    record = run_record(runner.stats, rows, summary, plan, t0, config, judges)
+    items_of: dict[str, list[str]] = {}
+    for task, s, _p, _n in plan:
+        items_of.setdefault(task.name, []).append(s.item_id)
+    record = run_record(runner.stats, rows, summary, items_of, t0, config)
     store.update_run(run_id, status="complete", record=record)
     return RunResult(run_id, summary, record, rows)
+
+
+def _judge_settings(
+    judges: dict[str, Judge],
+    judged: Sequence[Task],
+    judge_spec: ModelSpec | None,
+    opts: RunOptions,
+) -> JudgeSettings | None:
+    """The model judge as the run config records it (None when no task needs one)."""
+    llm = next((j for j in judges.values() if j.kind == "llm"), None)
+    if llm is None or judge_spec is None or not judged:
+        return None
+    described: dict[str, Any] = llm.settings(judged[0].describe())  # type: ignore[attr-defined]
+    return JudgeSettings(
+        spec=str(judge_spec),
+        identity=llm.identity(),
+        templates=described["templates"],
+        sampling=described["sampling"],
+        reference=described["reference"],
+        repeats=opts.judge_repeats,
+    )
 
 
 def _no_generate(requests: Sequence[Request]) -> list[Generation]:
@@ -358,16 +353,36 @@ def _no_generate(requests: Sequence[Request]) -> list[Generation]:
 
 
 def _check_tasks(names: Sequence[str]) -> list[str]:
+    from .taskfiles import default_tasks
+
     known = registry.names("task")
+    names = list(names) or default_tasks()
     for n in names:
         if n not in known:
             raise UsageError(f"unknown task {n!r}{registry.suggest(n, known)}")
     return list(dict.fromkeys(names))
 
 
-def _data_for(task: str, data: dict[str, str]) -> str | None:
-    if task in data:
-        return data[task]
-    if task.startswith("humaneval") and "humaneval" in data:
-        return data["humaneval"]
-    return None
+def assign_data(
+    data: dict[str, str], files: Sequence[str], tasks: Sequence[Task]
+) -> dict[str, str]:
+    """`--data TASK=PATH` by task name; a bare path goes to the one task that recognizes it,
+    or to the only task."""
+    names = [t.name for t in tasks]
+    out: dict[str, str] = {}
+    for key, path in data.items():
+        if key not in names:
+            raise UsageError(
+                f"--data {key}={path}: {key!r} is not a task of this run "
+                f"(tasks: {', '.join(names)}){registry.suggest(key, names)}"
+            )
+        out[key] = path
+    for path in files:
+        claim = [t.name for t in tasks if t.recognizes(path)] if len(tasks) > 1 else names
+        if len(claim) != 1:
+            raise UsageError(
+                f"--data {path}: cannot tell which task it is for; write TASK=PATH "
+                f"(tasks: {', '.join(names)})"
+            )
+        out[claim[0]] = path
+    return out

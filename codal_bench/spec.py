@@ -15,7 +15,6 @@ from . import registry
 from .types import Backend, UsageError
 
 EMBEDDED = "smollm2"
-_SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,9 @@ class ModelSpec:
 
     def public_options(self) -> dict[str, Any]:
         """Options safe to store: anything that looks like a credential is dropped."""
-        return {
-            k: v for k, v in self.options.items() if not any(w in k.lower() for w in _SECRET_WORDS)
-        }
+        from .config import public
+
+        return public(self.options)
 
 
 def parse_spec(text: str, options: dict[str, Any] | None = None) -> ModelSpec:
@@ -65,17 +64,6 @@ def parse_spec(text: str, options: dict[str, Any] | None = None) -> ModelSpec:
         f"(backends: {', '.join(registry.names('backend'))}), a checkpoint directory, "
         f"gpt-*, claude-*, or {EMBEDDED}"
     )
-
-
-def parse_kv(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:
-    """`-M key=value` pairs; values stay strings, the backend coerces what it knows."""
-    out: dict[str, str] = {}
-    for p in pairs:
-        if "=" not in p:
-            raise UsageError(f"{flag} {p!r}: expected key=value")
-        k, v = p.split("=", 1)
-        out[k.strip()] = v
-    return out
 
 
 def build_backend(spec: ModelSpec) -> Backend:

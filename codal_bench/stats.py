@@ -1,6 +1,41 @@
-"""Small statistics shared by reports: the pass@k estimator."""
+"""Every statistic codal-eval reports, written once.
+
+- pass@k (the unbiased estimator);
+- one resampler: items drawn with replacement, seeded, within each stratum (`draw`), used by the
+  leaderboard's intervals and ranks, the gate's paired bootstrap and the judge report;
+- one percentile interval (`percentile_interval`);
+- paired tests for the CI gate: bootstrap of the drop, sign flip, exact McNemar with a margin,
+  Holm, the minimum detectable drop;
+- rank intervals (competition ranks over shared resamples).
+
+Paired statistics work on per-item differences `baseline - candidate`, so a positive value is a
+drop. Everything random takes an explicit seed so a verdict or an interval can be reproduced.
+numpy and scipy are imported inside the functions that need them: `codal-eval --help` imports
+this module's users without paying for them.
+"""
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import sqrt
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[np.float64]
+else:
+    FloatArray = Any
+
+ALPHA = 0.05
+POWER = 0.8
+CHUNK = 2000  # replicates drawn per block, so memory stays flat for large item sets
+
+
+# -- pass@k ------------------------------------------------------------------------------------
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -19,3 +54,278 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         miss *= 1.0 - k / i
     return 1.0 - miss
+
+
+# -- the resampler and the interval -------------------------------------------------------------
+
+
+def draw(rng: np.random.Generator, n_items: int, n_boot: int) -> NDArray[np.int64]:
+    """Row b holds the item indices of resample b: `n_items` draws with replacement.
+
+    The only way items are resampled anywhere; strata call it once each, in a fixed order.
+    """
+    out: NDArray[np.int64] = rng.integers(0, n_items, size=(n_boot, n_items))
+    return out
+
+
+def draw_counts(rng: np.random.Generator, n_items: int, n_boot: int) -> FloatArray:
+    """`draw` as counts (how often each item is drawn in each resample), so that one matrix
+    product gives every run's resampled mean at once."""
+    import numpy as np
+
+    idx = draw(rng, n_items, n_boot)
+    flat = (idx + np.arange(n_boot)[:, None] * n_items).ravel()
+    counts: FloatArray = (
+        np.bincount(flat, minlength=n_boot * n_items).reshape(n_boot, n_items).astype(float)
+    )
+    return counts
+
+
+def resampled_means(counts: FloatArray, x: FloatArray) -> FloatArray:
+    """Resampled means of each column of x (items x runs), skipping missing (NaN) items."""
+    import numpy as np
+
+    mask = ~np.isnan(x)
+    if mask.all():  # the usual case: every resample has exactly n_items draws
+        out: FloatArray = (counts @ x) / x.shape[0]
+        return out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (counts @ np.where(mask, x, 0.0)) / (counts @ mask.astype(float))
+    return out
+
+
+def stratified_replicates(
+    strata: Sequence[FloatArray], weights: Sequence[float], n_boot: int, seed: int
+) -> FloatArray:
+    """Replicates of sum(w * mean(stratum)), items resampled within each stratum, in blocks."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n_boot)
+    for start in range(0, n_boot, CHUNK):
+        stop = min(n_boot, start + CHUNK)
+        for d, w in zip(strata, weights, strict=True):
+            out[start:stop] += w * d[draw(rng, len(d), stop - start)].mean(axis=1)
+    return out
+
+
+def percentile_interval(
+    boot: FloatArray, level: float = 0.95, *, axis: int = 0, conservative: bool = False
+) -> tuple[Any, Any]:
+    """The percentile interval of bootstrap replicates (NaN replicates ignored).
+
+    `conservative` rounds the bounds outwards to actual replicates (the gate's one-sided bounds).
+    """
+    import numpy as np
+
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+    kw: dict[str, Any] = {"axis": axis}
+    if conservative:
+        lo = np.nanquantile(boot, q[0], method="lower", **kw)
+        hi = np.nanquantile(boot, q[1], method="higher", **kw)
+        return lo, hi
+    if not np.isnan(boot).any():
+        lo, hi = np.percentile(boot, [100 * q[0], 100 * q[1]], **kw)
+        return lo, hi
+    with warnings.catch_warnings():  # a run with no score in some resample: ignore those
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(boot, [100 * q[0], 100 * q[1]], **kw)
+    return lo, hi
+
+
+def mean_interval(
+    values: Sequence[float], n_boot: int = 10_000, seed: int = 0, level: float = 0.95
+) -> list[float] | None:
+    """Percentile bootstrap interval of a plain mean; None when there is nothing to resample."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return None
+    boot = stratified_replicates([x], [1.0], n_boot, seed)
+    lo, hi = percentile_interval(boot, level)
+    return [float(lo), float(hi)]
+
+
+# -- ranks -------------------------------------------------------------------------------------
+
+
+def competition_ranks(scores: FloatArray) -> NDArray[np.int64]:
+    """1 + how many runs score strictly higher (ties share a rank); NaN ranks last.
+
+    Scores are rounded to 1e-9 first so two runs with identical items stay tied whatever
+    summation order BLAS used.
+    """
+    import numpy as np
+
+    s = np.where(np.isnan(scores), -np.inf, np.round(scores, 9))
+    out = np.empty(s.shape, dtype=np.int64)
+    step = max(1, 2_000_000 // max(1, s.shape[-1] ** 2))
+    for a in range(0, s.shape[0], step):
+        c = s[a : a + step]
+        out[a : a + step] = 1 + (c[:, None, :] > c[:, :, None]).sum(axis=-1)
+    return out
+
+
+def rank_intervals(point: FloatArray, boot: FloatArray) -> dict[str, Any]:
+    """Rank of each run, its 95 % rank interval over the resamples, and whether it is tied."""
+    import numpy as np
+
+    rank = competition_ranks(point[None, :])[0]
+    ranks = competition_ranks(boot)
+    lo = np.percentile(ranks, 2.5, axis=0, method="lower")
+    hi = np.percentile(ranks, 97.5, axis=0, method="higher")
+    tie = np.array([(rank == r).sum() > 1 for r in rank])
+    return {"rank": rank, "rank_lo": lo.astype(int), "rank_hi": hi.astype(int), "tie": tie}
+
+
+# -- paired tests (the CI gate) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """Drop estimate with one-sided bounds and the p-value of H0: drop <= margin.
+
+    `lo`/`hi` are each a one-sided (1 - alpha) bound, i.e. together a two-sided 1 - 2·alpha
+    interval; the gate uses `hi` to clear a metric and `p_margin` to call a regression, and both
+    come from the same replicates so the printed interval and the verdict never disagree.
+    """
+
+    drop: float
+    lo: float
+    hi: float
+    se: float
+    p_margin: float
+
+
+def weighted_drop(strata: Sequence[FloatArray], weights: Sequence[float]) -> float:
+    """The metric's drop: a weighted sum of per-stratum mean differences."""
+    return float(sum(w * float(d.mean()) for d, w in zip(strata, weights, strict=True)))
+
+
+def paired_se(strata: Sequence[FloatArray], weights: Sequence[float]) -> float:
+    """Analytic standard error of `weighted_drop` (strata resampled independently)."""
+    var = 0.0
+    for d, w in zip(strata, weights, strict=True):
+        if len(d) > 1:
+            var += w * w * float(d.var(ddof=1)) / len(d)
+    return sqrt(var)
+
+
+def paired_bootstrap(
+    strata: Sequence[FloatArray],
+    weights: Sequence[float],
+    *,
+    margin: float,
+    n_boot: int = 10000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> PairedBootstrap:
+    """Percentile bootstrap of the drop; p_margin = share of replicates at or below the margin.
+
+    The percentile p-value is the test that inverts the percentile interval: p_margin < alpha
+    exactly when the one-sided lower bound exceeds the margin. (+1)/(B+1) keeps it above zero.
+    """
+    import numpy as np
+
+    if not strata or any(len(d) == 0 for d in strata):
+        raise ValueError("every stratum needs at least one paired item")
+    boots = stratified_replicates(strata, weights, n_boot, seed)
+    lo, hi = percentile_interval(boots, 1 - 2 * alpha, conservative=True)
+    p = (1 + int(np.count_nonzero(boots <= margin + 1e-12))) / (n_boot + 1)
+    return PairedBootstrap(
+        weighted_drop(strata, weights), float(lo), float(hi), paired_se(strata, weights), p
+    )
+
+
+def sign_flip_pvalue(
+    strata: Sequence[FloatArray], weights: Sequence[float], *, n_perm: int = 10000, seed: int = 0
+) -> float:
+    """One-sided sign-flip permutation p-value of H0: no drop (differences symmetric about 0)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    observed = weighted_drop(strata, weights)
+    hits = 0
+    for start in range(0, n_perm, CHUNK):
+        size = min(n_perm, start + CHUNK) - start
+        total = np.zeros(size)
+        for d, w in zip(strata, weights, strict=True):
+            signs = rng.choice(np.array([-1.0, 1.0]), size=(size, len(d)))
+            total += w * (signs * d).mean(axis=1)
+        hits += int(np.count_nonzero(total >= observed - 1e-12))
+    return (1 + hits) / (n_perm + 1)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """One-sided exact McNemar p-value of H0: no drop.
+
+    b = items that pass in the baseline and fail in the candidate, c = the reverse. Under H0 each
+    discordant item is equally likely to go either way, so b ~ Binomial(b + c, 1/2).
+    """
+    from scipy.stats import binomtest
+
+    if b + c == 0:
+        return 1.0
+    return float(binomtest(b, b + c, 0.5, alternative="greater").pvalue)
+
+
+def mcnemar_margin(b: int, c: int, n: int, margin: float) -> float:
+    """Exact conditional test of H0: drop <= margin for paired pass/fail; McNemar at margin 0.
+
+    Given N = b + c discordant items out of n, the drop is (b - c) / n, and a drop of `margin`
+    means a discordant item goes baseline-pass → candidate-fail with probability
+    pi0 = (1 + margin·n/N) / 2 (the discordance rate N/n plugged in). The test is the exact
+    binomial tail P(Binomial(N, pi0) >= b). When pi0 >= 1 even all N discordant items could not
+    make a drop above the margin, so the p-value is 1.
+    """
+    from scipy.stats import binomtest
+
+    if margin < 0:
+        raise ValueError("margin must be >= 0")
+    big_n = b + c
+    if big_n == 0:
+        return 1.0
+    pi0 = (1 + margin * n / big_n) / 2
+    if pi0 >= 1:
+        return 1.0
+    return float(binomtest(b, big_n, pi0, alternative="greater").pvalue)
+
+
+def mcnemar_min_detectable(n: int, margin: float, alpha: float) -> float:
+    """Smallest drop (b/n with c = 0) the exact margin test can call significant at `alpha`."""
+    for b in range(1, n + 1):
+        if mcnemar_margin(b, 0, n, margin) < alpha:
+            return b / n
+    return float("inf")
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (family-wise error rate), in the input order."""
+    k = len(pvalues)
+    order = sorted(range(k), key=lambda i: pvalues[i])
+    adjusted = [0.0] * k
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (k - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def z(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def min_detectable_drop(
+    se: float, margin: float, *, alpha: float = ALPHA, power: float = POWER, n_tests: int = 1
+) -> float:
+    """Smallest true drop the gate calls a regression with probability `power`.
+
+    margin + (z_{1-alpha/k} + z_power)·SE: the drop must clear the margin by enough that the
+    one-sided test rejects at Holm's strictest step (alpha/k, the level a lone regression among k
+    metrics is held to). With margin 0 and k = 1 this is the textbook (z_{1-α} + z_{0.8})·SE.
+    """
+    return margin + (z(1 - alpha / max(1, n_tests)) + z(power)) * se

@@ -13,37 +13,56 @@ import platform
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .types import SCHEMA_VERSION, CodalError, Generation, Grade, canonical_json
+from .config import RunConfig, RunRecord
+from .types import CodalError, Generation, Grade, canonical_json
 
 DEFAULT_STORE_ENV = "CODAL_BENCH_STORE"
 
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE IF NOT EXISTS generations(
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS generations(
         key TEXT PRIMARY KEY, model TEXT NOT NULL, request TEXT NOT NULL,
         text TEXT, error TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
-        finish_reason TEXT, latency_s REAL, created REAL NOT NULL);
-    CREATE TABLE IF NOT EXISTS grades(
+        finish_reason TEXT, latency_s REAL, created REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS grades(
         key TEXT PRIMARY KEY, judge TEXT NOT NULL, status TEXT NOT NULL,
-        rating REAL, rationale TEXT, details TEXT NOT NULL, created REAL NOT NULL);
-    CREATE TABLE IF NOT EXISTS runs(
+        rating REAL, rationale TEXT, details TEXT NOT NULL, created REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS runs(
         run_id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
         status TEXT NOT NULL, model TEXT NOT NULL, judge TEXT,
-        config TEXT NOT NULL, record TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS run_items(
+        config TEXT NOT NULL, record TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS run_items(
         run_id TEXT NOT NULL, task TEXT NOT NULL, item_id TEXT NOT NULL, grp TEXT NOT NULL,
         sample_index INTEGER NOT NULL, repeat INTEGER NOT NULL,
         gen_key TEXT NOT NULL, grade_key TEXT,
-        PRIMARY KEY(run_id, task, item_id, sample_index, repeat));
-    CREATE INDEX IF NOT EXISTS run_items_gen ON run_items(gen_key);
-    """,
-}
+        PRIMARY KEY(run_id, task, item_id, sample_index, repeat))""",
+    "CREATE INDEX IF NOT EXISTS run_items_gen ON run_items(gen_key)",
+)
+
+
+def _create_tables(c: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        c.execute(statement)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One named step from schema `version - 1` to `version`, run inside one transaction."""
+
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS = (
+    Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
 def _disk_problem(path: Path) -> str | None:
@@ -87,8 +106,8 @@ class RunInfo:
     status: str
     model: str
     judge: str | None
-    config: dict[str, Any]
-    record: dict[str, Any]
+    config: RunConfig
+    record: RunRecord
 
 
 @dataclass
@@ -156,11 +175,9 @@ class Store:
         with self.transaction() as c:
             c.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             version = self._check_version()
-            for v in sorted(_MIGRATIONS):
-                if v > version:
-                    for stmt in _MIGRATIONS[v].split(";"):
-                        if stmt.strip():
-                            c.execute(stmt)
+            for step in MIGRATIONS:
+                if step.version > version:
+                    step.apply(c)
             c.execute(
                 "INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -301,8 +318,14 @@ class Store:
     # -- runs -----------------------------------------------------------------------------
 
     def new_run(
-        self, model: str, judge: str | None, config: dict[str, Any], run_id: str | None = None
+        self,
+        model: str,
+        judge: str | None,
+        config: RunConfig | dict[str, Any],
+        run_id: str | None = None,
     ) -> str:
+        if isinstance(config, dict):  # an older or hand-written config: read as a stored one
+            config = RunConfig.from_dict(config)
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         now = time.time()
         owner = {"host": platform.node(), "pid": os.getpid()}
@@ -317,7 +340,7 @@ class Store:
                     "running",
                     model,
                     judge,
-                    canonical_json(config),
+                    canonical_json(config.to_dict()),
                     canonical_json({"owner": owner}),
                 ),
             )
@@ -334,8 +357,14 @@ class Store:
                 )
 
     def update_run(
-        self, run_id: str, *, status: str | None = None, record: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        record: RunRecord | dict[str, Any] | None = None,
     ) -> None:
+        if isinstance(record, dict):
+            record = RunRecord.from_dict(record)
         with self.transaction() as c:
             if status is not None:
                 c.execute(
@@ -345,7 +374,7 @@ class Store:
             if record is not None:
                 c.execute(
                     "UPDATE runs SET record=?, updated=? WHERE run_id=?",
-                    (canonical_json(record), time.time(), run_id),
+                    (canonical_json(record.to_dict()), time.time(), run_id),
                 )
 
     @contextmanager
@@ -433,8 +462,8 @@ def _run_info(r: sqlite3.Row) -> RunInfo:
         r["status"],
         r["model"],
         r["judge"],
-        json.loads(r["config"]),
-        json.loads(r["record"]),
+        RunConfig.from_dict(json.loads(r["config"])),
+        RunRecord.from_dict(json.loads(r["record"])),
     )
 
 

@@ -36,3 +36,13 @@ def task_config(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"task {name!r} has no declaration file {path}")
     return read_yaml(path)
+
+
+def default_tasks() -> list[str]:
+    """The tasks run when `--tasks` is not given: those whose YAML says `default: true`."""
+    folder = data_dir("tasks")
+    return sorted(
+        str(read_yaml(p).get("name") or p.stem)
+        for p in folder.glob("*.yaml")
+        if read_yaml(p).get("default") is True
+    )

@@ -10,9 +10,10 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from .scoring import MetricScores
 
 
 class CodalError(Exception):
@@ -62,9 +63,9 @@ class SamplingParams:
 class Sample:
     """One benchmark item.
 
-    `data` holds the task-specific fields (CODAL: instruction, preference, references;
-    HumanEval+: prompt, entry_point, ...). `group` is what scores are averaged within
-    (the CODAL preference; the task name for HumanEval+).
+    `data` holds the task-specific fields (an instruction and its references, a prompt and its
+    tests, ...). `group` is the stratum the item's score is averaged within (a category of the
+    benchmark, or the task name when it has none).
     """
 
     task: str
@@ -178,9 +179,14 @@ class Backend(Protocol):
 class Judge(Protocol):
     """Grades a batch of answers. An LLM judge calls `generate` (the runner's cached path)."""
 
-    kind: str  # "llm" or "exec"
+    kind: str  # "llm" (built as cls(backend, model_name=, templates=, reference=, repeats=),
+    # and then offers `settings(task_data)` for the run record) or anything else (built as cls())
 
     def identity(self) -> dict[str, Any]: ...
+
+    def prepare(self, task_data: dict[str, Any]) -> None:
+        """Check what can be checked before any call, given the loaded task's `describe()`."""
+        ...
 
     def grade_key(self, item: GradeInput) -> str:
         """Content key of the grade: changes whenever anything that could change it changes."""
@@ -221,11 +227,52 @@ class Executor(Protocol):
 
 
 @runtime_checkable
+class Scoring(Protocol):
+    """A task's scoring face: everything downstream of grading asks this, never a task's name.
+
+    It is a class attribute of the task (`Task.scoring`), so reports and the leaderboard can score
+    stored runs without building the task (which may read data or download prompts).
+    `codal_bench.scoring.BaseScoring` gives defaults for all but `score`.
+    """
+
+    def score(self, rows: Sequence[dict[str, Any]]) -> list[MetricScores]:
+        """The task's metrics from one run's stored rows (every planned item, ungraded ones too).
+
+        Items pair up between runs by (stratum, item id); an item without a usable grade scores
+        its metric's `error_value`.
+        """
+        ...
+
+    def comparable(self, task_config: dict[str, Any]) -> dict[str, Any]:
+        """Task-specific settings, beyond the generic ones, that two comparable runs share."""
+        ...
+
+    def describe_item(self, rows: Sequence[dict[str, Any]]) -> str:
+        """Why one item scored what it did, in one line (its rows: samples and repeats)."""
+        ...
+
+    def export_fields(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Task-specific fields of one exported row."""
+        ...
+
+    def notes(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """Lines the run summary prints under the task's metrics."""
+        ...
+
+
+@runtime_checkable
 class Task(Protocol):
-    """Loads samples (with a local override), builds each sample's messages, names its judges."""
+    """Loads samples (with a local override), builds each sample's messages, names its judges.
+
+    Built as `cls(**options)`; options a task does not use are ignored (`RunOptions.task_options`).
+    `config` is the task's declaration (tasks/<name>.yaml for built-ins): `generation`
+    (temperature, top_p, max_tokens, samples), `judges`, `default`.
+    """
 
     name: str
     judge_kinds: tuple[str, ...]
+    config: dict[str, Any]
+    scoring: Scoring
 
     def load(
         self, data: str | None = None, limit: int | None = None, ids: Sequence[str] | None = None
@@ -235,4 +282,8 @@ class Task(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Data source, data hash and prompt hash, for the run record."""
+        ...
+
+    def recognizes(self, path: str) -> bool:
+        """Whether a data file given without `TASK=` is this task's (by its name)."""
         ...

@@ -11,8 +11,9 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from codal_bench.scores import CODAL_TASK, PREFERENCES, run_summary
+from codal_bench.codal.scores import PREFERENCES
 from codal_bench.store import ItemRef, Store
+from codal_bench.summary import run_summary
 from codal_bench.types import Generation, Grade, content_hash
 
 Rating = float | str | None
@@ -28,6 +29,8 @@ DEFAULT_SAMPLING: dict[str, Any] = {
     "seed": None,
     "stop": [],
 }
+
+CODAL_TASK = "codal-bench"
 
 
 def codal_item_ids(per_preference: int) -> list[tuple[str, str]]:

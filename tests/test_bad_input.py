@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from codal_bench.store import Store
+from codal_bench.summary import metric_value
 from tests.counting_server import CountingServer, cli, one_error_line
 
 ENV = {"OPENAI_API_KEY": "sk-test-not-a-secret"}
@@ -347,7 +348,7 @@ def test_empty_answer_is_stored_as_empty_and_graded(store_path: Path, codal_data
         assert r["answer"] == "" and r["gen_error"] is None  # an answer, not an error
         assert r["status"] == "rated"  # the judge saw it and rated it
     assert len(judged) == 5
-    summary = run.record["summary"]
+    summary = run.record.summary
     assert summary["errors"] == 0
     # Visible in the summary: how many answers were empty.
     assert summary.get("empty_answers") == 5, summary
@@ -366,7 +367,8 @@ def test_judge_without_rating_is_a_parse_failure_counted_zero(
     assert {r["status"] for r in rows} == {"parse_failure"}
     assert all(r["rating"] is None and r["answer"] for r in rows)
     assert all(r["details"]["judge_output"] == "I cannot decide." for r in rows)
-    summary = run.record["summary"]
-    assert summary["codal_parse_failures"] == 5 and summary["codal"]["average"] == 0.0
+    diag = run.record.reports["codal-bench"]["diagnostics"]
+    assert diag["parse_failures"] == 5
+    assert metric_value(run.record.summary, "codal-bench", "codal-average") == 0.0
     shown = [x for x in p.stdout.splitlines() if "parse failures" in x]
     assert shown and "5" in shown[0], p.stdout

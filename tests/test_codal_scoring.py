@@ -42,7 +42,7 @@ def hand_rows() -> list[dict[str, Any]]:
         row("complexity", "c1", "rated", 11),  # kept as parsed (11) in the published score
         row("complexity", "c2", "rated", 5),
         row("readability", "r1", "rated", 9),
-        row("readability", "r2", "judge_error"),  # no grade: an error, not a score
+        row("readability", "r2", "judge_error"),  # no grade: an error, scored 0 and counted
         row("style", "s1", "rated", 4),
         row("style", "s2", "rated", 2),
         {**row("style", "hx", None), "task": "humaneval-plus"},  # other tasks are ignored
@@ -56,10 +56,10 @@ def test_published_aggregation_by_hand() -> None:
         "instruction-following": 3.5,  # (7 + 0) / 2
         "explanation": 7.0,  # (8 + 6) / 2
         "complexity": 8.0,  # (11 + 5) / 2
-        "readability": 9.0,  # r2 failed to grade: left out
+        "readability": 4.5,  # r2 failed to grade: an error counts 0, never raises the mean
         "style": 3.0,
     }
-    assert rep["average"]["published"]["value"] == pytest.approx(30.5 / 5)  # 6.1
+    assert rep["average"]["published"]["value"] == pytest.approx(26.0 / 5)  # 5.2
     parsed = {p: rep["preferences"][p]["parsed"]["value"] for p in PREFS}
     assert parsed == {
         "instruction-following": 7.0,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from codal_bench.backends._errors import TransientError, classify, parse_retry_after
 from codal_bench.cost import estimate_tokens, request_cost_bound
 from codal_bench.dispatch import BackendFailed, BudgetExceeded, DispatchOptions, generate_all
+from codal_bench.failures import TransientError, classify, parse_retry_after
 from codal_bench.store import Store
 from codal_bench.types import Generation, Message, Request, SamplingParams, UsageError
 

@@ -18,7 +18,7 @@ from codal_bench.gate import (
     render_terminal,
     write_reports,
 )
-from codal_bench.gate_report import summary_markdown
+from codal_bench.gate.reports import summary_markdown
 from codal_bench.store import Store
 from tests.test_gate_stats import write_run
 
@@ -91,8 +91,8 @@ def test_markdown_summary_renders_flipped_items(result: CheckResult, tmp_path: P
     md = md_path.read_text()
     assert md.startswith("## ❌ codal-eval check: regression (exit 1)")
     assert "| `humaneval-plus` |" in md and "❌ regression" in md
-    assert "HumanEval+ pass → fail (25)" in md and "`HumanEval/20`" in md and "`HumanEval/44`" in md
-    assert "HumanEval+ fail → pass (1)" in md and "`HumanEval/3`" in md
+    assert "pass → fail (25)" in md and "`HumanEval/20`" in md and "`HumanEval/44`" in md
+    assert "fail → pass (1)" in md and "`HumanEval/3`" in md
     assert "first failing input: [1, 2]" in md
     # CODAL items with the largest changes, with the judge's rationales (table pipes escaped)
     assert "| style | `style-0` | 6 | 2 | -4 |" in md

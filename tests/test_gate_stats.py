@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from codal_bench import gate_stats as gs
+from codal_bench import stats as gs
+from codal_bench.codal.scores import PREFERENCES
 from codal_bench.gate import CheckError, compare_runs, parse_max_drop
-from codal_bench.scores import CODAL_TASK, PREFERENCES, run_summary
 from codal_bench.store import ItemRef, Store
+from codal_bench.summary import run_summary
 from codal_bench.types import Generation, Grade, UsageError, content_hash
 
 # -- a synthetic run writer (CODAL with per-repeat ratings, HumanEval with failure details) -----
@@ -25,6 +26,8 @@ SAMPLING: dict[str, Any] = {
     "seed": None,
     "stop": [],
 }
+
+CODAL_TASK = "codal-bench"
 
 
 def write_run(

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from codal_bench.codal.scores import PREFERENCES
 from codal_bench.codal.templates import (
     UPSTREAM_SYSTEM,
     UPSTREAM_USER,
     load_templates,
 )
-from codal_bench.scores import PREFERENCES
 from codal_bench.types import UsageError
 
 # Values chosen to trip a non-identical renderer: braces, jinja syntax, CRLF, trailing newlines.

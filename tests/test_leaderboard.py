@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from codal_bench.codal.scores import PREFERENCES
 from codal_bench.leaderboard import (
     Leaderboard,
     Table,
@@ -19,8 +20,8 @@ from codal_bench.leaderboard import (
     render,
     write_all,
 )
-from codal_bench.scores import PREFERENCES, run_summary
 from codal_bench.store import Store
+from codal_bench.summary import metric_value, run_summary
 from codal_bench.types import UsageError
 from tests.helpers_store import (
     Rating,
@@ -45,7 +46,16 @@ def published(t: Table) -> list[dict[str, Any]]:
 
 
 def tables(lb: Leaderboard, kind: str, *, published_only: bool = False) -> list[Table]:
-    return [t for t in lb.tables if t.kind == kind and t.published_only == published_only]
+    """Tables of a task family ("codal" -> codal-bench, "humaneval" -> both variants)."""
+    return [
+        t
+        for t in lb.tables
+        if (t.kind == kind or t.kind.startswith(kind + "-")) and t.published_only == published_only
+    ]
+
+
+def judge_of(t: Table) -> str:
+    return str(t.meta["judge"]["spec"])
 
 
 @pytest.fixture()
@@ -72,7 +82,7 @@ def test_two_judges_give_two_separate_rankings(two_judges: tuple[Store, list[str
     lb = compile_leaderboard(store, n_boot=500, seed=0)
     codal = tables(lb, "codal")
     assert len(codal) == 2
-    by_judge = {t.meta["judge"]: t for t in codal}
+    by_judge = {judge_of(t): t for t in codal}
     assert set(by_judge) == {GPT4[0], GPT35[0]}
     for judge, members in ((GPT4[0], ids[0::2]), (GPT35[0], ids[1::2])):
         t = by_judge[judge]
@@ -96,15 +106,17 @@ def test_published_rows_attach_to_matching_judge_and_stay_unranked(
 ) -> None:
     store, _ = two_judges
     lb = compile_leaderboard(store, n_boot=200, seed=0)
-    by_judge = {t.meta["judge"]: t for t in tables(lb, "codal")}
+    by_judge = {judge_of(t): t for t in tables(lb, "codal")}
     gpt35 = published(by_judge[GPT35[0]])
     gpt4 = published(by_judge[GPT4[0]])
     assert len(gpt35) == 9 and len(gpt4) == 9
     assert all(np.isnan(r["rank"]) and np.isnan(r["rank_lo"]) for r in gpt35 + gpt4)
     row = next(r for r in gpt35 if r["model"] == "CodeLlama-7B-Instruct +SFT+DPO")
-    assert row["average"] == pytest.approx(7.36) and row["style"] == pytest.approx(7.78)
-    assert row["humaneval+@1"] == pytest.approx(0.367)  # paper's pass@1 shown for context
-    assert next(r for r in gpt4 if r["model"] == "GPT-3.5-Turbo")["average"] == pytest.approx(7.35)
+    assert row["codal-average"] == pytest.approx(7.36)
+    assert row["codal-style"] == pytest.approx(7.78)
+    assert row["humaneval-plus"] == pytest.approx(0.367)  # paper's pass@1 shown for context
+    gpt35_row = next(r for r in gpt4 if r["model"] == "GPT-3.5-Turbo")
+    assert gpt35_row["codal-average"] == pytest.approx(7.35)
     # the setting with no run of ours (GPT-3.5 judge, GPT-4 reference) gets its own table
     (only,) = tables(lb, "codal", published_only=True)
     assert only.meta["reference"] == "gpt-4-turbo_response" and not ours(only)
@@ -138,13 +150,13 @@ def test_points_equal_the_scores_module(two_judges: tuple[Store, list[str]]) -> 
     for rid in ids:
         summary = run_summary(store.results(rid))
         for p in (*PREFERENCES, "average"):
-            assert rows[rid][p] == pytest.approx(summary["codal"][p])
-        assert he_rows[rid]["humaneval+@1"] == pytest.approx(
-            summary["humaneval-plus/plus"]["pass_at"][1]
-        )
-        assert rows[rid]["humaneval@1"] == pytest.approx(
-            summary["humaneval-plus/base"]["pass_at"][1]
-        )
+            want = metric_value(summary, "codal-bench", f"codal-{p}")
+            assert rows[rid][f"codal-{p}"] == pytest.approx(want)
+        plus = metric_value(summary, "humaneval-plus", "humaneval-plus")
+        assert he_rows[rid]["humaneval-plus"] == pytest.approx(plus)
+        assert rows[rid]["humaneval-plus"] == pytest.approx(plus)  # context beside the CODAL row
+        base = metric_value(summary, "humaneval-plus", "humaneval")
+        assert he_rows[rid]["humaneval"] == pytest.approx(base)
         assert rows[rid]["n_items"] == 60
 
 
@@ -182,15 +194,15 @@ def test_intervals_match_a_naive_bootstrap_with_the_same_seed(store: Store) -> N
     for j, rid in enumerate(order):
         for p in PREFERENCES:
             lo, hi = np.percentile(ref["pref"][p][:, j], [2.5, 97.5])
-            assert rows[rid][p + "_lo"] == pytest.approx(lo) and rows[rid][
-                p + "_hi"
-            ] == pytest.approx(hi)
+            assert rows[rid][f"codal-{p}_lo"] == pytest.approx(lo)
+            assert rows[rid][f"codal-{p}_hi"] == pytest.approx(hi)
         lo, hi = np.percentile(ref["avg"][:, j], [2.5, 97.5])
-        assert rows[rid]["average_lo"] == pytest.approx(lo)
-        assert rows[rid]["average_hi"] == pytest.approx(hi)
+        assert rows[rid]["codal-average_lo"] == pytest.approx(lo)
+        assert rows[rid]["codal-average_hi"] == pytest.approx(hi)
         assert rows[rid]["rank_lo"] == np.percentile(ref["ranks"][:, j], 2.5, method="lower")
         assert rows[rid]["rank_hi"] == np.percentile(ref["ranks"][:, j], 97.5, method="higher")
-        assert rows[rid]["average_lo"] <= rows[rid]["average"] <= rows[rid]["average_hi"]
+        r = rows[rid]
+        assert r["codal-average_lo"] <= r["codal-average"] <= r["codal-average_hi"]
     # the clear winner is certain; the two close runs share uncertain ranks
     assert (rows["r3"]["rank"], rows["r3"]["rank_lo"], rows["r3"]["rank_hi"]) == (1, 1, 1)
     assert rows["r1"]["rank_lo"] < rows["r1"]["rank_hi"]
@@ -199,12 +211,12 @@ def test_intervals_match_a_naive_bootstrap_with_the_same_seed(store: Store) -> N
         r["run_id"]: r
         for r in ours(tables(compile_leaderboard(store, n_boot=n_boot, seed=seed), "codal")[0])
     }  # noqa: E501
-    assert again["r1"]["average_lo"] == rows["r1"]["average_lo"]
+    assert again["r1"]["codal-average_lo"] == rows["r1"]["codal-average_lo"]
     other = {
         r["run_id"]: r
         for r in ours(tables(compile_leaderboard(store, n_boot=n_boot, seed=seed + 1), "codal")[0])
     }  # noqa: E501
-    assert other["r1"]["average_lo"] != rows["r1"]["average_lo"]
+    assert other["r1"]["codal-average_lo"] != rows["r1"]["codal-average_lo"]
 
 
 def test_ties_are_marked_and_certain_ranks_have_point_intervals(store: Store) -> None:
@@ -220,23 +232,23 @@ def test_ties_are_marked_and_certain_ranks_have_point_intervals(store: Store) ->
     for twin in ("twin-a", "twin-b"):
         assert (rows[twin]["rank"], rows[twin]["rank_lo"], rows[twin]["rank_hi"]) == (2, 2, 2)
         assert rows[twin]["tie"]
-        assert rows[twin]["average_lo"] == rows[twin]["average_hi"] == 5.0
+        assert rows[twin]["codal-average_lo"] == rows[twin]["codal-average_hi"] == 5.0
     assert (rows["worst"]["rank"], rows["worst"]["tie"]) == (4, False)
     assert not rows["best"]["tie"]
     md = render(lb, "markdown")
     assert "| 2= | 2 |" in md and "| 4 | 4 |" in md
 
 
-def test_parse_failures_count_zero_and_failed_items_are_left_out(store: Store) -> None:
+def test_parse_failures_and_failed_grades_count_zero(store: Store) -> None:
     codal: dict[str, tuple[str, Rating]] = {i: (p, 8.0) for i, p in codal_item_ids(2)}
     codal["style-000"] = ("style", "parse_failure")
     codal["style-001"] = ("style", 6.0)
-    codal["readability-000"] = ("readability", None)  # judge error: no score, not zero
+    codal["readability-000"] = ("readability", None)  # judge error: an error, scored 0
     make_run(store, "m", codal=codal, run_id="m")
     (t,) = tables(compile_leaderboard(store, n_boot=100), "codal")
     (row,) = ours(t)
-    assert row["style"] == pytest.approx(3.0)
-    assert row["readability"] == pytest.approx(8.0)
+    assert row["codal-style"] == pytest.approx(3.0)
+    assert row["codal-readability"] == pytest.approx(4.0)  # errors never raise a score
     assert row["n_items"] == 10  # planned items, including the one that failed
 
 
@@ -275,7 +287,7 @@ def test_humaneval_groups_split_on_variant_and_samples(store: Store) -> None:
     he = tables(lb, "humaneval")
     assert sorted(len(ours(t)) for t in he) == [1, 1, 1]
     n10 = next(t for t in he if t.meta["samples"] == 10)
-    assert {"humaneval@10", "humaneval+@10", "humaneval@5"} <= set(n10.metrics)
+    assert {"humaneval@10", "humaneval-plus@10", "humaneval@5"} <= set(n10.metrics)
     assert "humaneval@10" not in next(t for t in he if t.meta["samples"] == 1).metrics
     # the paper's pass@k rows go beside the full variant only
     assert {t.meta["task"] for t in he if published(t)} == {"humaneval-plus"}

@@ -303,7 +303,7 @@ def test_two_runs_at_once_on_one_store(store_path: Path, codal_data: Path) -> No
         rows = store.results(r.run_id)
         assert len(rows) == n and len({x["item_id"] for x in rows}) == n
         assert {x["status"] for x in rows} == {"rated"}
-        assert r.record["counts"]["requests_sent"] == 2 * n  # its answers and their grades
+        assert r.record.counts["requests_sent"] == 2 * n  # its answers and their grades
         model = r.model.split(":", 1)[1]
         mine = [g for g in gens if g["model"] == r.model]
         assert len(mine) == n
@@ -396,7 +396,7 @@ def test_api_keys_never_reach_store_records_exports_reports_or_output(
         text = json.dumps([r.config, r.record])
         assert not any(s in text for s in secrets)
     # The non-secret option is kept (the filter drops credentials, not everything).
-    assert any(r.config.get("model_options", {}).get("top_k") == "40" for r in info.runs())
+    assert any(r.config.model_options.get("top_k") == "40" for r in info.runs())
 
 
 def test_key_echoed_in_a_server_error_is_not_stored(tmp_path: Path, codal_data: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from codal_bench import registry
 from codal_bench.runner import RunOptions, run
 from codal_bench.store import Store
+from codal_bench.summary import metric_value
 from codal_bench.types import CodalError, UsageError
 from tests.fakes import CountingBackend, JudgeBackend
 
@@ -44,18 +45,18 @@ def test_codal_run_records_and_second_run_makes_no_calls(
     first = run(_opts(codal_data), store)
     assert len(CountingBackend.calls) == 10  # 2 per preference × 5
     assert len(JudgeBackend.calls) == 10
-    assert set(first.summary["codal"]) == {
-        "instruction-following",
-        "explanation",
-        "complexity",
-        "readability",
-        "style",
-        "average",
+    assert set(first.summary["tasks"]["codal-bench"]["metrics"]) == {
+        "codal-instruction-following",
+        "codal-explanation",
+        "codal-complexity",
+        "codal-readability",
+        "codal-style",
+        "codal-average",
     }
     info = store.run(first.run_id or "")
     assert info.status == "complete"
-    assert info.config["reference"] == "claude-3-sonnet-20240229_response"
-    assert info.record["items"]["codal-bench"] and len(info.record["items"]["codal-bench"]) == 10
+    assert info.config.judge and info.config.judge.reference == "claude-3-sonnet-20240229_response"
+    assert len(info.record.items["codal-bench"]) == 10
     rows = store.results(info.run_id)
     assert len(rows) == 10 and all(r["status"] == "rated" for r in rows)
     assert all(r["rationale"] for r in rows)
@@ -63,7 +64,7 @@ def test_codal_run_records_and_second_run_makes_no_calls(
     second = run(_opts(codal_data), store)
     assert len(CountingBackend.calls) == 10 and len(JudgeBackend.calls) == 10  # zero new calls
     assert second.summary == first.summary
-    assert second.record["counts"]["requests_sent"] == 0
+    assert second.record.counts["requests_sent"] == 0
 
 
 def test_new_judge_regrades_but_reuses_answers(codal_data: Path, store_path: Path) -> None:
@@ -77,8 +78,8 @@ def test_new_judge_regrades_but_reuses_answers(codal_data: Path, store_path: Pat
 def test_parse_failures_counted_zero(codal_data: Path, store_path: Path) -> None:
     store = Store(store_path)
     res = run(_opts(codal_data, judge="judge:mute", limit=1), store)
-    assert res.summary["codal_parse_failures"] == 5
-    assert res.summary["codal"]["average"] == 0.0
+    assert res.record.reports["codal-bench"]["diagnostics"]["parse_failures"] == 5
+    assert metric_value(res.summary, "codal-bench", "codal-average") == 0.0
     assert {r["status"] for r in res.rows} == {"parse_failure"}
 
 
@@ -148,7 +149,7 @@ def test_grade_command_regrades_without_generating(codal_data: Path, store_path:
     assert len(CountingBackend.calls) == 5  # no new answers
     assert len(JudgeBackend.calls) == 10
     info = store.run(res.run_id or "")
-    assert info.config["parent_run"] == first.run_id and info.config["judge"] == "judge:j2"
+    assert info.config.parent_run == first.run_id and info.config.judge_spec == "judge:j2"
     assert info.status == "complete" and len(store.results(info.run_id)) == 5
     old = {r["item_id"]: r["answer"] for r in first.rows}
     assert {r["item_id"]: r["answer"] for r in store.results(info.run_id)} == old

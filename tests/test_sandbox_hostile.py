@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
 from codal_bench.executors.sandbox import _UID_BASE, SandboxExecutor, SandboxLimits
+from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUS = ROOT.parent / "shared" / "data" / "humanevalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from ..config import SECRET_WORDS
+
 C = TypeVar("C")
 
-SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
 
 
 def is_loopback_url(url: str) -> bool:

@@ -6,13 +6,14 @@ where the key comes from, what goes into a cache key, how connections close — 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from ..failures import describe, register_secret
 from ..types import Generation, Request, UsageError
 from ._common import LoopBound, coerce, float_option, is_loopback_url, public, url_host
-from ._errors import register_secret
 
 PLACEHOLDER_KEY = "EMPTY"  # self-hosted servers usually accept any key
 DEFAULT_TIMEOUT_S = 600.0
@@ -66,10 +67,25 @@ class HTTPBackend:
         raise NotImplementedError
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """The Backend protocol's batch call, for callers without the runner's dispatcher."""
-        from ..dispatch import DispatchOptions, generate_all
+        """The Backend protocol's batch call: one attempt per request, a failure as an error.
 
-        return generate_all(self, requests, options=DispatchOptions(), sink=lambda _: None)
+        The runner never calls this: its dispatcher drives `agenerate` with concurrency limits,
+        retries and storage. It is here for callers that want a plain batch call.
+        """
+
+        async def one(r: Request) -> Generation:
+            try:
+                return await self.agenerate(r)
+            except Exception as exc:  # an error, never an empty answer
+                return Generation(r.key, None, error=describe(exc))
+
+        async def batch() -> list[Generation]:
+            try:
+                return list(await asyncio.gather(*(one(r) for r in requests)))
+            finally:
+                await self.aclose()
+
+        return asyncio.run(batch())
 
     async def aclose(self) -> None:
         """Close the connections of the current event loop; the backend stays usable."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..failures import MalformedResponse, short_body
 from ..types import Generation, Request
-from ._errors import MalformedResponse, short_body
 from ._http import HTTPBackend, dump
 
 

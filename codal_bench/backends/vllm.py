@@ -129,7 +129,7 @@ def check_engine_options(options: dict[str, Any], allowed: set[str]) -> None:
 
 def _engine_defaults(on_cpu: bool) -> dict[str, Any]:
     if on_cpu:
-        # The model's own context length: a CODAL judge prompt (instruction, a long reference
+        # The model's own context length: a judge prompt (instruction, a long reference
         # and a 1024-token answer) plus its 1024 output tokens needs well over 4096. A model
         # too big for the CPU KV cache says so at start-up; -M max_model_len=N lowers it.
         return {"dtype": "bfloat16", "enforce_eager": True}

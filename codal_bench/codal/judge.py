@@ -191,6 +191,18 @@ class LLMJudge:
         """The column this judge uses given the data's columns (for the run config)."""
         return reference_column(self.model_name, columns, self.requested_reference)
 
+    def prepare(self, task_data: dict[str, Any]) -> None:
+        """Resolve the reference column now, so a missing one fails before any call."""
+        self.reference_for(task_data.get("reference_columns", []))
+
+    def settings(self, task_data: dict[str, Any]) -> dict[str, Any]:
+        """What the run config records about this judge for a task it grades."""
+        return {
+            "templates": self.templates.describe(),
+            "sampling": self.sampling(),
+            "reference": self.reference_for(task_data.get("reference_columns", [])),
+        }
+
     def _inputs(self, item: GradeInput) -> tuple[str, str, str, str]:
         """(preference, instruction, reference column, reference text) of one item."""
         data = item.sample.data

@@ -16,9 +16,10 @@ from typing import Any
 
 from ..files import file_sha256, read_jsonl
 from ..resources import data_dir
-from ..scores import PREFERENCES
-from ..types import Message, Sample, UsageError, content_hash
 from ..taskfiles import task_config
+from ..types import Message, Sample, UsageError, content_hash
+from .scores import PREFERENCES
+from .scoring import CodalScoring
 
 REFERENCE_COLUMNS = (
     "gpt-4-turbo_response",
@@ -87,10 +88,11 @@ def validate_rows(rows: list[dict[str, Any]], source: str) -> list[str]:
 
 class CodalBenchTask:
     name = "codal-bench"
-    judge_kinds = ("codal",)
+    scoring = CodalScoring()
 
-    def __init__(self, principles: str | None = None) -> None:
+    def __init__(self, principles: str | None = None, **_options: object) -> None:
         self.config = task_config(self.name)
+        self.judge_kinds = tuple(self.config.get("judges") or ())
         self.principles_path = principles
         self.guidelines, self.prompt_set = self._guidelines(principles)
         self.source = ""
@@ -180,6 +182,9 @@ class CodalBenchTask:
             Message("system", ""),
             Message("user", f"{guideline}\n\n{sample.data['instruction']}"),
         ]
+
+    def recognizes(self, path: str) -> bool:
+        return "codal" in Path(path).name.lower()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from ..resources import data_dir
-from ..scores import PREFERENCES
 from ..types import UsageError, canonical_json
+from .scores import PREFERENCES
 
 DEFAULT_SET = "codal"
 YAML_FILE = "judge.yaml"

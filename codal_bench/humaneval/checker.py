@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codal_bench.executors.sandbox import SandboxExecutor
 from codal_bench.humaneval.compare import Undecodable, decode, match_values
 from codal_bench.humaneval.expected import (
     CHILD_SOURCE,
@@ -33,7 +34,6 @@ from codal_bench.humaneval.expected import (
     parallel,
     problem_key,
 )
-from codal_bench.executors.sandbox import SandboxExecutor
 from codal_bench.types import ExecResult, Executor
 
 __all__ = ["CheckResult", "Expected", "HumanEvalChecker", "default_cache_dir", "problem_key"]

@@ -39,6 +39,9 @@ class ExecJudge:
     def identity(self) -> dict[str, Any]:
         return {"judge": "humaneval-exec", **self.checker.identity()}
 
+    def prepare(self, task_data: dict[str, Any]) -> None:
+        """Nothing to resolve before grading: the sandbox is checked when it starts."""
+
     def grade_key(self, item: GradeInput) -> str:
         return content_hash(
             {

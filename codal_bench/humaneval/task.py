@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..files import file_sha256, read_jsonl
+from ..taskfiles import task_config
 from ..types import Message, Sample, UsageError, content_hash
+from .scores import HumanEvalScoring
 
-RELEASE = "v0.1.10"
-_URL = "https://github.com/evalplus/humanevalplus_release/releases/download/{v}/{name}.jsonl.gz"
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input")
 
 SYSTEM = "You are a careful Python programmer. Reply with code only, in one Python code block."
@@ -68,18 +68,21 @@ class HumanEvalPlusTask:
     """HumanEval+: 164 problems, each graded on its base and plus inputs by the sandbox."""
 
     name = "humaneval-plus"
-    judge_kinds: tuple[str, ...] = ("humaneval",)  # the registered execution judge
     release_name = "HumanEvalPlus"
+    scoring = HumanEvalScoring()
 
-    def __init__(self) -> None:
+    def __init__(self, **_options: object) -> None:
+        self.config = task_config(self.name)
+        self.judge_kinds = tuple(self.config.get("judges") or ())
         self._source: str | None = None
         self._sha: str | None = None
 
     def _download(self) -> Path:
         from .checker import default_cache_dir
 
-        url = _URL.format(v=RELEASE, name=self.release_name)
-        dest = default_cache_dir() / "data" / f"{self.release_name}-{RELEASE}.jsonl.gz"
+        src = self.config.get("source") or {}
+        url = str(src["url"])
+        dest = default_cache_dir() / "data" / f"{self.release_name}-{src['release']}.jsonl.gz"
         if dest.is_file():
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +102,8 @@ class HumanEvalPlusTask:
     def load(
         self, data: str | None = None, limit: int | None = None, ids: Sequence[str] | None = None
     ) -> list[Sample]:
-        path = Path(data or os.environ.get("HUMANEVAL_OVERRIDE_PATH") or self._download())
+        env = str((self.config.get("source") or {}).get("env") or "HUMANEVAL_OVERRIDE_PATH")
+        path = Path(data or os.environ.get(env) or self._download())
         rows = read_problems(path)
         self._source, self._sha = str(path), file_sha256(path)
         if ids is not None:
@@ -117,6 +121,9 @@ class HumanEvalPlusTask:
             Message("system", SYSTEM),
             Message("user", USER.format(prompt=sample.data["prompt"])),
         ]
+
+    def recognizes(self, path: str) -> bool:
+        return "humaneval" in Path(path).name.lower()
 
     def describe(self) -> dict[str, Any]:
         return {

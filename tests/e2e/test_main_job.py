@@ -77,28 +77,30 @@ def _check_run(store_path: Path, out: str, judge_spec_backend: str) -> dict[str,
         else:
             assert r["rating"] is None
     failures = sum(r["status"] == "parse_failure" for r in codal)
-    summary = run.record["summary"]
-    assert summary["codal_parse_failures"] == failures
+    summary = run.record.summary
+    assert run.record.reports["codal-bench"]["diagnostics"]["parse_failures"] == failures
     assert he[0]["status"] in ("pass", "fail", "timeout", "error")
     assert set(he[0]["details"]) >= {"base", "plus"}
     # The judge's configuration and diagnostics are recorded with the run.
-    assert run.config["judge"].startswith(judge_spec_backend)
-    assert run.config["judge_sampling"] == {"temperature": 0.0, "max_tokens": 160}
-    assert run.config["judge_templates"]["sha256"]
-    assert run.config["reference"] == "claude-3-sonnet-20240229_response"
-    diag = run.record["codal_report"]["diagnostics"]
+    judge = run.config.judge
+    assert judge is not None and judge.spec.startswith(judge_spec_backend)
+    assert judge.sampling == {"temperature": 0.0, "max_tokens": 160}
+    assert judge.templates["sha256"]
+    assert judge.reference == "claude-3-sonnet-20240229_response"
+    diag = run.record.reports["codal-bench"]["diagnostics"]
     assert diag["parse_failures"] == failures and "self_preference" in diag
     assert diag["self_preference"]["flag"] is True  # same model answers and judges
     # The table shows every CODAL preference, the average and both pass@1 figures.
     for label in (
-        "CODAL style",
-        "CODAL average",
-        "CODAL parse failures",
-        "HumanEval pass@1",
-        "HumanEval+ pass@1",
+        "codal-bench · Style",
+        "codal-bench · CODAL avg",
+        "judge parse failures",
+        "humaneval-plus · HE pass@1",
+        "humaneval-plus · HE+ pass@1",
     ):
         assert label in out, out
-    assert f"│ CODAL parse failures │ {failures:>5} │" in out or str(failures) in out
+    shown = [x for x in out.splitlines() if "judge parse failures" in x]
+    assert shown and f"{failures} of " in shown[0], out
     return summary
 
 
@@ -114,14 +116,14 @@ def test_main_job_in_process_then_fully_cached(
     assert first.returncode == 0, first.stderr[-3000:]
     summary = _check_run(store, first.stdout, "vllm:")
     rec = Store(store).runs()[0].record
-    assert rec["counts"]["requests_sent"] == 6 + 5  # 6 answers, 5 judge calls
-    assert rec["tokens"]["completion"] > 0
+    assert rec.counts["requests_sent"] == 6 + 5  # 6 answers, 5 judge calls
+    assert rec.tokens["completion"] > 0
 
     second = codal_eval(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     runs = Store(store).runs()
-    assert len(runs) == 2 and runs[1].record["counts"]["requests_sent"] == 0
-    assert runs[1].record["summary"] == summary
+    assert len(runs) == 2 and runs[1].record.counts["requests_sent"] == 0
+    assert runs[1].record.summary == summary
     table = lambda out: out.split("requests sent")[0].split("┃ metric", 1)[1]  # noqa: E731
     assert table(second.stdout) == table(first.stdout)
 
@@ -138,7 +140,7 @@ def test_main_job_over_http(
     assert p.returncode == 0, p.stderr[-3000:]
     _check_run(store, p.stdout, "openai:")
     rec = Store(store).runs()[0].record
-    assert rec["tokens"]["prompt"] > 0 and rec["tokens"]["completion"] > 0
+    assert rec.tokens["prompt"] > 0 and rec.tokens["completion"] > 0
 
 
 def test_pass_at_k_five_samples_one_batched_call(
@@ -167,8 +169,13 @@ def test_pass_at_k_five_samples_one_batched_call(
     )
     res = run(opts, Store(store_path))
     assert calls == [40]  # 8 tasks × 5 samples in one batched call
-    he = res.summary["humaneval-plus/plus"]
-    assert he["tasks"] == 8 and set(he["pass_at"]) == {1, 5}
-    assert 0.0 <= he["pass_at"][1] <= he["pass_at"][5] <= 1.0
+    he = res.summary["tasks"]["humaneval-plus"]["metrics"]
+    assert he["humaneval-plus"]["n"] == 8 and set(he) == {
+        "humaneval-plus",
+        "humaneval-plus@5",
+        "humaneval",
+        "humaneval@5",
+    }
+    assert 0.0 <= he["humaneval-plus"]["value"] <= he["humaneval-plus@5"]["value"] <= 1.0
     answers = [r["answer"] for r in res.rows]
     assert len(answers) == 40 and len(set(answers)) > 8  # sampled, not one answer copied

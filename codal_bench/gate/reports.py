@@ -16,10 +16,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .gate_diff import diff_markdown
+from .diff import diff_markdown
 
 if TYPE_CHECKING:
-    from .gate_result import CheckResult, MetricResult
+    from .result import CheckResult, MetricResult
 
 _ICON = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}
 

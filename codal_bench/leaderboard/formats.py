@@ -1,4 +1,4 @@
-"""Leaderboard renderers: terminal (rich), markdown, csv, json; HTML lives in leaderboard_html.
+"""Leaderboard renderers: terminal (rich), markdown, csv, json; HTML lives in `html`.
 
 Every format shows the same tables in the same order; only the terminal moves the per-group fields
 (judge, reference, templates) into the table title, to keep rows narrow enough to read.
@@ -14,24 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .leaderboard import FORMATS, Leaderboard, Table
-from .types import UsageError
-
-SHORT = {
-    "instruction-following": "Instr.",
-    "explanation": "Expl.",
-    "complexity": "Complex.",
-    "readability": "Read.",
-    "style": "Style",
-    "average": "CODAL avg",
-}
+from ..types import UsageError
+from .model import FORMATS, Leaderboard, Table
 
 
-def label(metric: str) -> str:
-    if "@" in metric:
-        name, k = metric.split("@")
-        return f"{'HE+' if name.endswith('+') else 'HE'} pass@{k}"
-    return SHORT.get(metric, metric)
+def label(t: Table, metric: str) -> str:
+    """The metric's short header, as its task names it."""
+    m = t.labels.get(metric)
+    return m.label if m is not None else metric
 
 
 def short_model(spec: str) -> str:
@@ -52,19 +42,24 @@ def num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def fmt_value(metric: str, v: Any) -> str:
-    """CODAL ratings with two decimals (as published); pass@k as a percentage."""
+def percent(t: Table, metric: str) -> bool:
+    m = t.labels.get(metric)
+    return bool(m and m.percent)
+
+
+def fmt_value(t: Table, metric: str, v: Any) -> str:
+    """Ratings with two decimals (as published); rates (pass@k) as a percentage."""
     f = num(v)
     if f is None:
         return "–"
-    return f"{100 * f:.1f}" if "@" in metric else f"{f:.2f}"
+    return f"{100 * f:.1f}" if percent(t, metric) else f"{f:.2f}"
 
 
-def fmt_interval(metric: str, row: dict[str, Any]) -> str:
+def fmt_interval(t: Table, metric: str, row: dict[str, Any]) -> str:
     lo, hi = num(row.get(metric + "_lo")), num(row.get(metric + "_hi"))
     if lo is None or hi is None:
         return ""
-    return f"{fmt_value(metric, lo)}–{fmt_value(metric, hi)}"
+    return f"{fmt_value(t, metric, lo)}–{fmt_value(t, metric, hi)}"
 
 
 def rank_text(row: dict[str, Any]) -> str:
@@ -106,17 +101,19 @@ def _plain(v: Any) -> Any:
 def meta_line(t: Table) -> str:
     m = t.meta
     parts: list[str] = []
-    if t.kind == "codal" and not t.published_only:
-        s = m.get("sampling") or {}
-        parts += [
-            f"templates {str(m.get('templates_sha256') or '')[:12]}",
-            f"prompt set {str(m.get('prompt_set_sha256') or '')[:12]}",
-            f"data {str(m.get('data_sha256') or '')[:12]}",
-            f"T={s.get('temperature')} top_p={s.get('top_p')} max_tokens={s.get('max_tokens')}",
-            f"{m.get('items')} items",
-        ]
-    if t.kind == "humaneval" and not t.published_only:
+    if not t.published_only:
+        j = m.get("judge") or {}
+        if j:
+            parts.append(f"templates {str(j.get('templates_sha256') or '')[:12]}")
+        if m.get("prompt_set_sha256"):
+            parts.append(f"prompt set {str(m.get('prompt_set_sha256'))[:12]}")
         parts.append(f"data {str(m.get('data_sha256') or '')[:12]}")
+        if j:
+            s = m.get("sampling") or {}
+            parts.append(
+                f"T={s.get('temperature')} top_p={s.get('top_p')} max_tokens={s.get('max_tokens')}"
+            )
+            parts.append(f"{m.get('items')} items")
     parts.append(f"{m.get('runs', 0)} runs ranked")
     if m.get("published_setting"):
         parts.append(f"context: {m['published_setting']}")
@@ -127,10 +124,10 @@ def meta_line(t: Table) -> str:
 def footnotes(lb: Leaderboard) -> list[str]:
     notes = [
         f"Intervals: 95 % percentile bootstrap over items ({lb.n_boot} resamples, seed {lb.seed}),"
-        " resampled jointly across the runs of a table (within each preference for CODAL). Rank"
+        " resampled jointly across the runs of a table (within each stratum of a task). Rank"
         " interval: 2.5th–97.5th percentile of the run's rank over the same resamples. '=' marks"
         " runs tied on the point score.",
-        "Only runs with status 'complete' are ranked. Tables never mix judges, references,"
+        "Only runs with status 'complete' are ranked. Tables never mix tasks, judges, references,"
         " templates, prompts, generation settings, data or item sets.",
     ]
     if lb.source:
@@ -145,7 +142,11 @@ def footnotes(lb: Leaderboard) -> list[str]:
 
 
 def columns(t: Table) -> list[str]:
-    judged = ["judge", "reference", "templates"] if t.kind == "codal" else []
+    judged = (
+        ["judge", "reference", "templates"]
+        if (t.meta.get("judge") or (t.published_only and "judge" in t.frame))
+        else []
+    )
     return [
         "rank",
         "rank_interval",
@@ -178,7 +179,7 @@ def cell(t: Table, col: str, row: dict[str, Any]) -> str:
     if col == "rank_interval":
         return rank_interval(row)
     if col in t.metrics or col in t.context:
-        return fmt_value(col, row.get(col))
+        return fmt_value(t, col, row.get(col))
     v = row.get(col)
     if col == "model" and row.get("published"):
         return f"{v} (published)"
@@ -191,7 +192,8 @@ def cell(t: Table, col: str, row: dict[str, Any]) -> str:
 # -- formats ---------------------------------------------------------------------------------
 
 
-def render(lb: Leaderboard, fmt: str) -> str:
+def render_text(lb: Leaderboard, fmt: str) -> str:
+    """Every format but HTML (which `html` builds from these helpers)."""
     if fmt == "terminal":
         return _terminal(lb)
     if fmt == "markdown":
@@ -200,21 +202,7 @@ def render(lb: Leaderboard, fmt: str) -> str:
         return _csv(lb)
     if fmt == "json":
         return _json(lb)
-    if fmt == "html":
-        from .leaderboard_html import page
-
-        return page(lb)
     raise UsageError(f"unknown leaderboard format {fmt!r} (choose from {', '.join(FORMATS)})")
-
-
-def write_all(lb: Leaderboard, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt, ext in (("markdown", "md"), ("csv", "csv"), ("json", "json"), ("html", "html")):
-        p = out_dir / f"leaderboard.{ext}"
-        p.write_text(render(lb, fmt), encoding="utf-8")
-        paths.append(p)
-    return paths
 
 
 def terminal_renderable(lb: Leaderboard) -> Any:
@@ -241,7 +229,7 @@ def terminal_renderable(lb: Leaderboard) -> Any:
         for c in cols:
             numeric = c in t.metrics or c in t.context or c in ("rank", "n_items")
             rt.add_column(
-                HEAD.get(c, label(c)),
+                HEAD.get(c, label(t, c)),
                 justify="right" if numeric else "left",
                 min_width=18 if c == "model" else None,
                 no_wrap=c == "run_id" or c in t.metrics,
@@ -252,8 +240,8 @@ def terminal_renderable(lb: Leaderboard) -> Any:
                 text = cell(t, c, row)
                 if c == "model":
                     text = short_model(str(row.get("model")))
-                if c in t.metrics and fmt_interval(c, row):
-                    cells.append(Text(text + "\n") + Text(fmt_interval(c, row), style="dim"))
+                if c in t.metrics and fmt_interval(t, c, row):
+                    cells.append(Text(text + "\n") + Text(fmt_interval(t, c, row), style="dim"))
                 else:
                     cells.append(text)
             rt.add_row(*cells, style="dim italic" if row.get("published") else None)
@@ -285,7 +273,7 @@ def _markdown(lb: Leaderboard) -> str:
     for t in lb.tables:
         out += [f"## {t.title}", "", _md_escape(meta_line(t)), ""]
         cols = columns(t)
-        out.append("| " + " | ".join(HEAD.get(c, label(c)) for c in cols) + " |")
+        out.append("| " + " | ".join(HEAD.get(c, label(t, c)) for c in cols) + " |")
         out.append(
             "|"
             + "|".join(
@@ -298,8 +286,8 @@ def _markdown(lb: Leaderboard) -> str:
             cells = []
             for c in cols:
                 text = _md_escape(cell(t, c, row))
-                if c in t.metrics and fmt_interval(c, row):
-                    text += f" <sub>{fmt_interval(c, row)}</sub>"
+                if c in t.metrics and fmt_interval(t, c, row):
+                    text += f" <sub>{fmt_interval(t, c, row)}</sub>"
                 if c == "model" and row.get("published"):
                     text = f"_{text}_"
                 if c == "run_id" and text:
@@ -355,6 +343,7 @@ def to_dict(lb: Leaderboard) -> dict[str, Any]:
                 "title": t.title,
                 "meta": t.meta,
                 "metrics": t.metrics,
+                "labels": {m: t.labels[m].label for m in t.metrics + t.context if m in t.labels},
                 "context": t.context,
                 "rank_by": t.rank_by,
                 "published_only": t.published_only,

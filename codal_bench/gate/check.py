@@ -19,17 +19,17 @@ under the issue's wording; the cases that differ become "inconclusive", which st
 default (`--inconclusive fail`, exit 3), so nothing slips through — it is just not labelled a
 confirmed regression. No multiplicity correction is applied to "pass": concluding that *all*
 metrics pass is an intersection-union test, which is level α without adjustment; Holm is needed
-only for "some metric regressed". Acceptance: 15 of 164 HumanEval+ tasks broken gives a drop of
+only for "some metric regressed". Acceptance: 15 of 164 pass/fail items broken gives a drop of
 0.091 whose exact test against m = 0.03 has p ≈ 0.002; one broken task gives an upper bound of
 about 0.018 <= 0.05.
 
-Tests: HumanEval with one sample per task uses the exact conditional McNemar test generalised to
-the margin (`gate_stats.mcnemar_margin`, plain McNemar at m = 0); several samples per task and CODAL
-ratings use the paired bootstrap over items (stratified by preference for the CODAL average, which
-is the mean of preference means). Intervals always come from the paired bootstrap. Where judge
-repeats measure the judge's own A/A noise, the margin used for "regression" is raised to the
-one-sided 95 % A/A noise band when that is larger, so drops the judge alone could produce are not
-called regressions.
+Tests: a metric whose items are each one pass/fail outcome in both runs (pass@1, one sample) uses
+the exact conditional McNemar test generalised to the margin (`stats.mcnemar_margin`, plain
+McNemar at m = 0); other metrics (ratings, several samples per item) use the paired bootstrap over
+items, stratified where the metric is a mean of stratum means. Intervals always come from the
+paired bootstrap. Where judge repeats measure the judge's own A/A noise, the margin used for
+"regression" is raised to the one-sided 95 % A/A noise band when that is larger, so drops the
+judge alone could produce are not called regressions.
 """
 
 from __future__ import annotations
@@ -37,11 +37,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import gate_stats as gs
-from .gate_data import Paired, paired_metrics
-from .gate_diff import DiffResult, diff_runs, render_diff
-from .gate_result import (
-    DEFAULT_MAX_DROP,
+from .. import comparable
+from .. import stats as gs
+from ..config import backend_options
+from ..store import Store
+from ..types import CodalError, UsageError
+from .diff import DiffResult, diff_runs, render_diff
+from .paired import Paired, paired_metrics
+from .result import (
     CheckError,
     CheckResult,
     Decision,
@@ -51,15 +54,12 @@ from .gate_result import (
     margin_for,
     parse_max_drop,
 )
-from .store import Store
-from .types import CodalError, UsageError
 
 __all__ = [
     "CheckError",
     "CheckResult",
     "MetricResult",
     "DiffResult",
-    "DEFAULT_MAX_DROP",
     "check",
     "run_check",
     "compare_runs",
@@ -98,11 +98,15 @@ def compare_runs(
     for info, role in ((base, "baseline"), (cand, "candidate")):
         if info.status != "complete":
             raise CheckError(f"{role} run {info.run_id} is {info.status}, not complete")
-    if strict_settings:
-        check_same_settings(base.config, cand.config)
     rows_a, rows_b = store.results(base.run_id), store.results(cand.run_id)
+    if strict_settings:
+        for task in sorted(set(base.config.tasks) & set(cand.config.tasks)):
+            check_same_settings(
+                comparable.key(base.config, task, base.record.items.get(task, [])),
+                comparable.key(cand.config, task, cand.record.items.get(task, [])),
+            )
     check_same_items(rows_a, rows_b)
-    paired = paired_metrics(rows_a, rows_b)
+    paired = paired_metrics(rows_a, rows_b, list(base.config.tasks))
     if not paired:
         raise CheckError("the two runs have no scored items in common: nothing to compare")
     known = {p.name for p in paired} | {p.name.rsplit("/", 1)[-1] for p in paired}
@@ -116,7 +120,8 @@ def compare_runs(
     metrics = []
     for p in paired:
         t0 = time.perf_counter()
-        metrics.append(_decide_one(p, margin_for(p.name, max_drop), k, n_boot, seed, alpha))
+        margin = margin_for(p.name, p.metric.gate_margin or 0.0, max_drop)
+        metrics.append(_decide_one(p, margin, k, n_boot, seed, alpha))
         metrics[-1].elapsed_s = time.perf_counter() - t0
     for m, adj in zip(metrics, gs.holm([m.p_margin for m in metrics]), strict=True):
         m.p_adjusted = adj
@@ -156,7 +161,7 @@ def _decide_one(
     else:
         p_margin = boot.p_margin
         p_zero = gs.sign_flip_pvalue(p.strata, p.weights, n_perm=n_boot, seed=seed)
-        test = "paired bootstrap" + (" (stratified by preference)" if len(p.strata) > 1 else "")
+        test = "paired bootstrap" + (" (stratified)" if len(p.strata) > 1 else "")
     return MetricResult(
         name=p.name, task=p.task, kind=p.kind, n_items=p.n, baseline=p.baseline,
         candidate=p.candidate, drop=boot.drop, lo=boot.lo, hi=boot.hi, margin=margin,
@@ -189,7 +194,7 @@ def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
         why = str(exc)
     names = {baseline}
     try:
-        from .spec import parse_spec
+        from ..spec import parse_spec
 
         spec = parse_spec(baseline)
         names |= {str(spec), spec.model}
@@ -197,7 +202,7 @@ def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
             names.add(f"{spec.backend}:{Path(spec.model).resolve()}")
     except CodalError:
         pass
-    runs = [r for r in store.runs("complete") if r.model in names or r.config.get("model") in names]
+    runs = [r for r in store.runs("complete") if r.model in names or r.config.model in names]
     if judge is not None:
         runs = [r for r in runs if r.judge == judge] or runs
     if not runs:
@@ -209,7 +214,7 @@ def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
 
 
 def _is_spec(text: str) -> bool:
-    from .spec import parse_spec
+    from ..spec import parse_spec
 
     try:
         parse_spec(text)
@@ -232,9 +237,10 @@ def run_check(
     **overrides: Any,
 ) -> CheckResult:
     """Find the baseline, run the candidate like it (the store reuses what it can), compare."""
-    from .progress import Progress
-    from .rerun import run_like
-    from .runner import RunOptions, run
+    from ..config import RunOptions
+    from ..progress import Progress
+    from ..rerun import run_like
+    from ..runner import run
 
     overrides = {k: v for k, v in overrides.items() if v not in (None, {}, ())}
     with Progress(enabled=not quiet) as progress:
@@ -296,14 +302,8 @@ def check(
     n_boot: int = 10000,
 ) -> int:
     """What `codal-eval check` does: run, compare, print, write reports; returns the exit code."""
-    from .spec import parse_kv
-
-    m_opts: dict[str, Any] = parse_kv(model_kv, "-M")
-    j_opts: dict[str, Any] = parse_kv(judge_kv, "-J")
-    if base_url:
-        m_opts["base_url"] = base_url
-    if judge_base_url:
-        j_opts["base_url"] = judge_base_url
+    m_opts = backend_options(model_kv, base_url, "-M")
+    j_opts = backend_options(judge_kv, judge_base_url, "-J")
     overrides: dict[str, Any] = {
         "model_options": m_opts,
         "judge_options": j_opts,
@@ -342,7 +342,7 @@ def check(
 
 
 def render_terminal(result: CheckResult) -> Any:
-    from .gate_report import render_terminal as _render
+    from .reports import render_terminal as _render
 
     return _render(result)
 
@@ -350,6 +350,6 @@ def render_terminal(result: CheckResult) -> Any:
 def write_reports(
     result: CheckResult, junit: Path | None, summary_md: Path | None, json_path: Path | None
 ) -> None:
-    from .gate_report import write_reports as _write
+    from .reports import write_reports as _write
 
     _write(result, junit, summary_md, json_path)

@@ -9,19 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .gate_diff import DiffResult
-from .types import CodalError, UsageError
+from ..types import CodalError, UsageError
+from .diff import DiffResult
 
 ALPHA = 0.05
 
 Decision = Literal["pass", "regression", "inconclusive"]
-
-DEFAULT_MAX_DROP: dict[str, float] = {
-    "codal-average": 0.25,
-    "codal-*": 0.5,  # any CODAL preference
-    "humaneval-plus": 0.03,
-    "humaneval": 0.03,
-}
 
 
 class CheckError(CodalError):
@@ -34,7 +27,7 @@ class CheckError(CodalError):
 class MetricResult:
     name: str
     task: str
-    kind: str  # "rating" (CODAL) or "pass" (HumanEval pass@1)
+    kind: str  # "rating" (a mean score) or "pass" (a pass rate)
     n_items: int
     baseline: float
     candidate: float
@@ -100,35 +93,23 @@ def parse_max_drop(pairs: tuple[str, ...] | list[str]) -> dict[str, float]:
     return out
 
 
-def margin_for(name: str, max_drop: dict[str, float]) -> float:
-    """User margin by full name, then by the unprefixed name (Mini), then the default."""
+def margin_for(name: str, default: float, max_drop: dict[str, float]) -> float:
+    """User margin by full name, then by the unprefixed name (a task's variant), else the
+    metric's own default (its task's `gate_margin`)."""
     short = name.rsplit("/", 1)[-1]
     for key in (name, short):
         if key in max_drop:
             return max_drop[key]
-    if short in DEFAULT_MAX_DROP:
-        return DEFAULT_MAX_DROP[short]
-    return DEFAULT_MAX_DROP["codal-*"]
-
-
-_SETTING_KEYS = ("judge", "judge_sampling", "reference")
-_TASK_KEYS = ("sampling", "samples")
+    return default
 
 
 def check_same_settings(a: dict[str, Any], b: dict[str, Any]) -> None:
-    """Refuse to compare runs whose judge, sampling or data differ: the drop would mean nothing."""
-    diffs = [k for k in _SETTING_KEYS if k in a and k in b and a[k] != b[k]]
-    ta, tb = (a.get("judge_templates") or {}), (b.get("judge_templates") or {})
-    if ta.get("sha256") != tb.get("sha256"):
-        diffs.append("judge_templates")
-    for task in sorted(set(a.get("tasks", {})) & set(b.get("tasks", {}))):
-        ca, cb = a["tasks"][task], b["tasks"][task]
-        diffs += [f"{task}.{k}" for k in _TASK_KEYS if ca.get(k) != cb.get(k)]
-        for k in ("data_sha256", "prompt_sha256"):
-            if (ca.get("data") or {}).get(k) != (cb.get("data") or {}).get(k):
-                diffs.append(f"{task}.data.{k}")
-        if (ca.get("prompt_set") or {}).get("sha256") != (cb.get("prompt_set") or {}).get("sha256"):
-            diffs.append(f"{task}.prompt_set")
+    """Refuse to compare runs whose tasks were not run alike (`codal_bench.comparable`)."""
+    from .. import comparable
+
+    diffs = [
+        f"{a['task']}.{k}" for k in comparable.differences(a, b) if k not in ("items", "n_items")
+    ]
     if diffs:
         raise CheckError(
             "baseline and candidate were run with different settings "

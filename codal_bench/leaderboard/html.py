@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from .leaderboard import Leaderboard, Table
-from .leaderboard_render import (
+from ..resources import data_dir
+from .formats import (
     HEAD,
     cell,
     columns,
@@ -22,10 +22,11 @@ from .leaderboard_render import (
     label,
     meta_line,
     num,
+    percent,
     records,
     short_model,
 )
-from .resources import data_dir
+from .model import Leaderboard, Table
 
 OURS = "#2563eb"
 PUBLISHED = "#9a6b16"
@@ -62,12 +63,18 @@ def _short(name: str, n: int = 32) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
+def _watched(t: Table) -> list[str]:
+    """The metrics a team watches (those the gate checks by default), else every metric."""
+    watched = [m for m in t.metrics if t.labels.get(m) and t.labels[m].gate_margin is not None]
+    return watched or t.metrics
+
+
 def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
     """Small multiples, one panel per metric: each run a dot with its 95 % interval bar."""
-    metrics = t.metrics if t.kind == "codal" else [m for m in t.metrics if m.endswith("@1")]
+    metrics = _watched(t)
     if not rows or not metrics:
         return ""
-    scale = 100.0 if t.kind == "humaneval" else 1.0
+    scale = 100.0 if percent(t, metrics[0]) else 1.0
     d_lo, d_hi = _domain(rows, metrics)
     ticks = [x for x in nice_ticks(d_lo * scale, d_hi * scale, 5)]
     d_lo, d_hi = min(d_lo, ticks[0] / scale), max(d_hi, ticks[-1] / scale)
@@ -98,7 +105,7 @@ def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
         x0 = label_w + j * (panel_w + gap)
         out.append(
             f'<text x="{x0 + panel_w / 2}" y="20" text-anchor="middle" font-size="12" '
-            f'font-weight="600" fill="{INK}">{escape(label(m))}</text>'
+            f'font-weight="600" fill="{INK}">{escape(label(t, m))}</text>'
         )
         for tk in ticks:
             x = x_of(j, tk / scale)
@@ -119,7 +126,8 @@ def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
             if v is None:
                 continue
             yc = top + i * row_h + row_h / 2
-            tip = f"{r.get('model')} · {label(m)} {fmt_value(m, v)} {fmt_interval(m, r)}".strip()
+            shown = f"{fmt_value(t, m, v)} {fmt_interval(t, m, r)}"
+            tip = f"{r.get('model')} · {label(t, m)} {shown}".strip()
             lo, hi = num(r.get(m + "_lo")), num(r.get(m + "_hi"))
             if r.get("published"):
                 x = x_of(j, v)
@@ -143,25 +151,28 @@ def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def scatter_chart(t: Table, rows: list[dict[str, Any]], he_ci: dict[str, tuple[Any, Any]]) -> str:
-    """CODAL average (y) against HumanEval+ pass@1 (x), with both intervals where known."""
-    pts = [
-        r
-        for r in rows
-        if num(r.get("average")) is not None and num(r.get("humaneval+@1")) is not None
-    ]
+def scatter_chart(t: Table, rows: list[dict[str, Any]], ci: dict[str, tuple[Any, Any]]) -> str:
+    """The table's ranking metric (y) against the same runs' headline metric on another task
+    (x, the first context column), with both intervals where known."""
+    if not t.context or not t.rank_by:
+        return ""
+    xm, ym = t.context[0], t.rank_by
+    xs_pct, ys_pct = percent(t, xm), percent(t, ym)
+    pts = [r for r in rows if num(r.get(ym)) is not None and num(r.get(xm)) is not None]
     if not pts:
         return ""
     w, h, ml, mr, mt, mb = 560, 380, 56, 24, 20, 48
-    xs = [100 * (num(r["humaneval+@1"]) or 0) for r in pts]
+    fx, fy = (100.0 if xs_pct else 1.0), (100.0 if ys_pct else 1.0)
+    xs = [fx * (num(r[xm]) or 0) for r in pts]
     xl, xh = [], []
     for r, x in zip(pts, xs, strict=True):
-        lo, hi = (num(v) for v in he_ci.get(str(r.get("run_id")), (None, None)))
-        xl.append(x if lo is None else 100 * lo)
-        xh.append(x if hi is None else 100 * hi)
-    ys = [num(r["average"]) or 0.0 for r in pts]
-    yl = [num(r.get("average_lo")) or y for r, y in zip(pts, ys, strict=True)]
-    yh = [num(r.get("average_hi")) or y for r, y in zip(pts, ys, strict=True)]
+        lo, hi = (num(v) for v in ci.get(f"{r.get('run_id')}/{xm}", (None, None)))
+        xl.append(x if lo is None else fx * lo)
+        xh.append(x if hi is None else fx * hi)
+    ys = [fy * (num(r[ym]) or 0.0) for r in pts]
+    yl = [fy * (num(r.get(ym + "_lo")) or y / fy) for r, y in zip(pts, ys, strict=True)]
+    yh = [fy * (num(r.get(ym + "_hi")) or y / fy) for r, y in zip(pts, ys, strict=True)]
+    x_name, y_name = label(t, xm), label(t, ym)
     xt = nice_ticks(min(xl) - 2, max(xh) + 2, 5)
     yt = nice_ticks(min(yl) - 0.2, max(yh) + 0.2, 5)
 
@@ -174,7 +185,7 @@ def scatter_chart(t: Table, rows: list[dict[str, Any]], he_ci: dict[str, tuple[A
     out = [
         f'<svg class="chart scatter" xmlns="http://www.w3.org/2000/svg" width="{w}" '
         f'height="{h}" viewBox="0 0 {w} {h}" role="img" '
-        f'aria-label="CODAL average against HumanEval+ pass@1">'
+        f'aria-label="{escape(y_name)} against {escape(x_name)}">'
     ]
     for tk in xt:
         out.append(
@@ -190,9 +201,9 @@ def scatter_chart(t: Table, rows: list[dict[str, Any]], he_ci: dict[str, tuple[A
         )
     out.append(
         f'<text x="{(ml + w - mr) / 2}" y="{h - 10}" text-anchor="middle" font-size="12" '
-        f'fill="{INK}">HumanEval+ pass@1 (%)</text>'
+        f'fill="{INK}">{escape(x_name)}{" (%)" if xs_pct else ""}</text>'
         f'<text transform="translate(14 {(mt + h - mb) / 2}) rotate(-90)" '
-        f'text-anchor="middle" font-size="12" fill="{INK}">CODAL average (1–10)</text>'
+        f'text-anchor="middle" font-size="12" fill="{INK}">{escape(y_name)}</text>'
     )
     labelled = len(pts) <= 24
     placed: list[tuple[float, float, float, float]] = []
@@ -200,7 +211,7 @@ def scatter_chart(t: Table, rows: list[dict[str, Any]], he_ci: dict[str, tuple[A
         pub = bool(r.get("published"))
         color = PUBLISHED if pub else OURS
         tip = escape(
-            f"{r.get('model')}{' (published)' if pub else ''}: CODAL {y:.2f}, HE+ pass@1 {x:.1f}"
+            f"{r.get('model')}{' (published)' if pub else ''}: {y_name} {y:.2f}, {x_name} {x:.1f}"
         )
         if not pub:
             out.append(
@@ -250,7 +261,7 @@ def _table_ctx(t: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
     for c in cols:
         numeric = c in t.metrics or c in t.context or c in ("rank", "rank_interval", "n_items")
         first = "descending" if c in t.metrics or c in t.context else "ascending"
-        head.append({"key": c, "label": HEAD.get(c, label(c)), "num": numeric, "first": first})
+        head.append({"key": c, "label": HEAD.get(c, label(t, c)), "num": numeric, "first": first})
     body = []
     for r in rows:
         cells = []
@@ -265,7 +276,7 @@ def _table_ctx(t: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "text": cell(t, c, r),
                     "sort": sort,
                     "key": c,
-                    "ci": fmt_interval(c, r) if c in t.metrics else "",
+                    "ci": fmt_interval(t, c, r) if c in t.metrics else "",
                 }
             )
         body.append(
@@ -277,21 +288,12 @@ def _table_ctx(t: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def page(lb: Leaderboard) -> str:
     import jinja2
 
-    he_ci: dict[str, tuple[Any, Any]] = {}
+    ci: dict[str, tuple[Any, Any]] = {}  # "run/metric" -> its interval, from its own table
     for t in lb.tables:
-        if t.kind == "humaneval":
-            for r in records(t):
-                if r.get("run_id") and t.meta.get("task") == "humaneval-plus":
-                    he_ci.setdefault(
-                        r["run_id"], (r.get("humaneval+@1_lo"), r.get("humaneval+@1_hi"))
-                    )
-    for t in lb.tables:  # Mini only when the run has no full-variant interval
-        if t.kind == "humaneval":
-            for r in records(t):
-                if r.get("run_id"):
-                    he_ci.setdefault(
-                        r["run_id"], (r.get("humaneval+@1_lo"), r.get("humaneval+@1_hi"))
-                    )
+        for r in records(t):
+            if r.get("run_id"):
+                for m in t.metrics:
+                    ci.setdefault(f"{r['run_id']}/{m}", (r.get(m + "_lo"), r.get(m + "_hi")))
     sections = []
     for t in lb.tables:
         rows = records(t)
@@ -304,7 +306,12 @@ def page(lb: Leaderboard) -> str:
                 "published_only": t.published_only,
                 "table": _table_ctx(t, rows),
                 "forest": forest_chart(t, rows),
-                "scatter": scatter_chart(t, rows, he_ci) if t.kind == "codal" else "",
+                "scatter": scatter_chart(t, rows, ci),
+                "judged": bool(t.meta.get("judge")),
+                "forest_caption": ", ".join(label(t, m) for m in _watched(t)),
+                "scatter_caption": (
+                    f"{label(t, t.rank_by)} vs {label(t, t.context[0])}" if t.context else ""
+                ),
                 "n_runs": sum(1 for r in rows if not r.get("published")),
                 "has_published": any(r.get("published") for r in rows),
             }

@@ -1,8 +1,9 @@
 """`codal-eval diff RUN_A RUN_B`: what changed in the config, and which items flipped.
 
-A gate verdict says *that* something moved; a reviewer needs to see *what*: the HumanEval+ tasks
-that went from pass to fail (with the first failing input) and the CODAL items whose rating moved
-most, with the judge's rationale from each run.
+A gate verdict says *that* something moved; a reviewer needs to see *what*: for each task, the
+items whose score on the task's headline metric moved -- pass/fail flips for a rate (with why the
+worse side failed), the largest changes for a mean score (with the grader's reason from each run).
+What an item's score and reason are comes from the task's scoring face.
 """
 
 from __future__ import annotations
@@ -10,25 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .gate_data import Rows, _he_counts
-from .scores import CODAL_TASK, HUMANEVAL_TASKS, codal_item_ratings
-from .store import Store
+from .. import registry
+from ..store import Store
 
-_VOLATILE = ("model_identity", "judge_identity")  # shown only through their parents' changes
+Rows = list[dict[str, Any]]
+_VOLATILE = ("model_identity", "judge.identity")  # shown only through their parents' changes
 
 
 @dataclass
 class ItemFlip:
     task: str
     item_id: str
-    a: float  # pass rate (HumanEval+: base and plus) in run A
+    a: float  # the item's score (a pass rate) in run A
     b: float
     detail: str = ""  # why the worse side failed
 
 
 @dataclass
 class RatingChange:
-    preference: str
+    group: str  # the item's stratum
     item_id: str
     a: float
     b: float
@@ -68,73 +69,59 @@ def config_changes(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any,
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
-def _failure_detail(rows: Rows, task: str, item: str) -> str:
+def _by_item(rows: Rows) -> dict[tuple[str, str], Rows]:
+    out: dict[tuple[str, str], Rows] = {}
     for r in rows:
-        if r.get("task") == task and r["item_id"] == item:
-            if r.get("gen_error"):
-                return f"generation error: {r['gen_error']}"[:200]
-            d = r.get("details") or {}
-            parts = [f"base={d.get('base', r.get('status'))}", f"plus={d.get('plus', '-')}"]
-            if d.get("first_failed") is not None:
-                parts.append(f"first failing input: {str(d['first_failed'])[:120]}")
-            elif d.get("stderr_tail"):
-                parts.append(str(d["stderr_tail"]).strip().splitlines()[-1][:120])
-            return "; ".join(parts)
-    return ""
-
-
-def _rationales(rows: Rows) -> dict[tuple[str, str], str]:
-    out: dict[tuple[str, str], str] = {}
-    for r in rows:
-        if r.get("task") == CODAL_TASK and r.get("rationale"):
-            out.setdefault((r["group"], r["item_id"]), str(r["rationale"]))
+        out.setdefault((r["task"], r["item_id"]), []).append(r)
     return out
 
 
 def diff_runs(store: Store, run_a: str, run_b: str) -> DiffResult:
-    """Config changes, HumanEval+ flips (base and plus) and CODAL rating changes, A → B."""
+    """Config changes, then per task the items whose headline score changed, A → B."""
     ia, ib = store.run(run_a), store.run(run_b)
     rows_a, rows_b = store.results(ia.run_id), store.results(ib.run_id)
-    ca = {k: v for k, v in ia.config.items() if k not in _VOLATILE}
-    cb = {k: v for k, v in ib.config.items() if k not in _VOLATILE}
-    out = DiffResult(ia.run_id, ib.run_id, ia.model, ib.model, config_changes(ca, cb))
-    keys_a = {(r["task"], r["item_id"]) for r in rows_a}
-    keys_b = {(r["task"], r["item_id"]) for r in rows_b}
-    out.only_a = [f"{t}:{i}" for t, i in sorted(keys_a - keys_b)]
-    out.only_b = [f"{t}:{i}" for t, i in sorted(keys_b - keys_a)]
-    for task in HUMANEVAL_TASKS:
-        pa, pb = _he_counts(rows_a, task)["plus"], _he_counts(rows_b, task)["plus"]
-        for item in sorted(set(pa) & set(pb), key=_task_order):
-            a, b = pa[item][1] / pa[item][0], pb[item][1] / pb[item][0]
-            if a > b:
-                out.pass_to_fail.append(
-                    ItemFlip(task, item, a, b, _failure_detail(rows_b, task, item))
-                )
-            elif b > a:
-                out.fail_to_pass.append(
-                    ItemFlip(task, item, a, b, _failure_detail(rows_a, task, item))
-                )
-    ra, rb = codal_item_ratings(rows_a), codal_item_ratings(rows_b)
-    why_a, why_b = _rationales(rows_a), _rationales(rows_b)
-    for pref in sorted(set(ra) & set(rb)):
-        for item in sorted(set(ra[pref]) & set(rb[pref])):
-            if ra[pref][item] != rb[pref][item]:
-                out.rating_changes.append(
-                    RatingChange(
-                        pref,
-                        item,
-                        ra[pref][item],
-                        rb[pref][item],
-                        why_a.get((pref, item), ""),
-                        why_b.get((pref, item), ""),
-                    )
-                )
-    out.rating_changes.sort(key=lambda c: (-abs(c.delta), c.delta, c.preference, c.item_id))
+    changes = [
+        c
+        for c in config_changes(ia.config.to_dict(), ib.config.to_dict())
+        if not c[0].startswith(_VOLATILE)
+    ]
+    out = DiffResult(ia.run_id, ib.run_id, ia.model, ib.model, changes)
+    items_a, items_b = _by_item(rows_a), _by_item(rows_b)
+    out.only_a = [f"{t}:{i}" for t, i in sorted(set(items_a) - set(items_b))]
+    out.only_b = [f"{t}:{i}" for t, i in sorted(set(items_b) - set(items_a))]
+    tasks = [t for t in ia.config.tasks if t in ib.config.tasks]
+    for task in tasks:
+        scoring = registry.scoring(task)
+        ta = [r for r in rows_a if r["task"] == task]
+        tb = [r for r in rows_b if r["task"] == task]
+        sa = {s.metric.name: s for s in scoring.score(ta)}
+        sb = {s.metric.name: s for s in scoring.score(tb)}
+        covered: set[str] = set()
+        for name, ms in sa.items():  # each stratum's items once, from the first metric with it
+            if name not in sb or ms.metric.gate_margin is None:
+                continue
+            for stratum in ms.weights:
+                if stratum in covered:
+                    continue
+                covered.add(stratum)
+                xa, xb = ms.strata.get(stratum, {}), sb[name].strata.get(stratum, {})
+                for item in sorted(set(xa) & set(xb), key=_task_order):
+                    a, b = xa[item], xb[item]
+                    if a == b:
+                        continue
+                    why_a = scoring.describe_item(items_a.get((task, item), []))
+                    why_b = scoring.describe_item(items_b.get((task, item), []))
+                    if ms.metric.percent:
+                        flip = ItemFlip(task, item, a, b, why_b if a > b else why_a)
+                        (out.pass_to_fail if a > b else out.fail_to_pass).append(flip)
+                    else:
+                        out.rating_changes.append(RatingChange(stratum, item, a, b, why_a, why_b))
+    out.rating_changes.sort(key=lambda c: (-abs(c.delta), c.delta, c.group, c.item_id))
     return out
 
 
 def _task_order(item: str) -> tuple[str, int]:
-    """HumanEval/2 before HumanEval/10."""
+    """Task/2 before Task/10: ids that end in a number sort by it."""
     head, _, tail = item.rpartition("/")
     return (head, int(tail)) if tail.isdigit() else (item, -1)
 
@@ -153,7 +140,7 @@ def diff_markdown(d: DiffResult, top: int = 10, heading: str = "###") -> str:
         lines.append("")
     for title, flips in (("pass → fail", d.pass_to_fail), ("fail → pass", d.fail_to_pass)):
         if flips:
-            lines += [f"{heading} HumanEval+ {title} ({len(flips)})", ""]
+            lines += [f"{heading} {title} ({len(flips)})", ""]
             lines += [
                 f"- `{f.item_id}` ({f.task}) {f.a:.2g} → {f.b:.2g}"
                 + (f" — {_md(f.detail)}" if f.detail else "")
@@ -161,18 +148,18 @@ def diff_markdown(d: DiffResult, top: int = 10, heading: str = "###") -> str:
             ]
             lines.append("")
     if d.rating_changes:
-        lines += [f"{heading} CODAL items with the largest rating changes", ""]
-        lines += ["| preference | item | A | B | change |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"{heading} Items with the largest score changes", ""]
+        lines += ["| group | item | A | B | change |", "| --- | --- | --- | --- | --- |"]
         shown = d.rating_changes[:top]
         lines += [
-            f"| {c.preference} | `{c.item_id}` | {c.a:.3g} | {c.b:.3g} | {c.delta:+.3g} |"
+            f"| {_md(c.group)} | `{_md(c.item_id)}` | {c.a:.3g} | {c.b:.3g} | {c.delta:+.3g} |"
             for c in shown
         ]
         lines.append("")
         for c in shown:
             if c.rationale_a or c.rationale_b:
                 lines += [
-                    f"<details><summary>{c.item_id}: judge's rationales</summary>",
+                    f"<details><summary>{_md(c.item_id)}: the grader's reasons</summary>",
                     "",
                     f"- A ({c.a:.3g}): {_md(_short(c.rationale_a, 600))}",
                     f"- B ({c.b:.3g}): {_md(_short(c.rationale_b, 600))}",
@@ -209,7 +196,7 @@ def render_diff(d: DiffResult, top: int = 10) -> Any:
         parts.append(t)
     for title, flips in (("pass → fail", d.pass_to_fail), ("fail → pass", d.fail_to_pass)):
         if flips:
-            t = Table(title=f"HumanEval+ {title} ({len(flips)})")
+            t = Table(title=f"{title} ({len(flips)})")
             for col in ("task", "item", "A", "B", "detail"):
                 t.add_column(col)
             for f in flips:
@@ -218,12 +205,12 @@ def render_diff(d: DiffResult, top: int = 10) -> Any:
                 )
             parts.append(t)
     if d.rating_changes:
-        t = Table(title=f"CODAL: largest rating changes (top {min(top, len(d.rating_changes))})")
-        for col in ("preference", "item", "A", "B", "rationale A", "rationale B"):
+        t = Table(title=f"largest score changes (top {min(top, len(d.rating_changes))})")
+        for col in ("group", "item", "A", "B", "reason A", "reason B"):
             t.add_column(col)
         for c in d.rating_changes[:top]:
             t.add_row(
-                c.preference,
+                Text(c.group),
                 Text(c.item_id),
                 f"{c.a:.3g}",
                 f"{c.b:.3g}",

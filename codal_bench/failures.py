@@ -1,9 +1,11 @@
 """Sorting failed API calls into "try again", "give up on this request" and "give up on the run".
 
 The dispatcher retries; the SDKs are told not to (max_retries=0), so this module is the single
-place that decides. It works on the shape of the exceptions (status code, response headers, class
-name) rather than on each SDK's class tree, so the openai and anthropic SDKs, plugins and plain
-network errors are all judged by the same rules.
+place that decides. A backend says what is retryable by what it raises: `TransientError` (or an
+exception with `retryable = True`) is tried again, honouring its `retry_after`; `retryable =
+False` is final for that request. Everything else is judged by its shape (status code, response
+headers, class name) rather than by each SDK's class tree, so the openai and anthropic SDKs,
+plugins and plain network errors all follow the same rules.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def redact(text: str) -> str:
     import os
     import re
 
-    from ._common import SECRET_WORDS
+    from .config import SECRET_WORDS
 
     secrets = set(_SECRETS)
     secrets.update(
@@ -150,8 +152,10 @@ def describe(exc: BaseException, limit: int = 300) -> str:
 def classify(exc: BaseException) -> Failure:
     """Decide what one failed attempt means for its request and for the run."""
     message = describe(exc)
-    if isinstance(exc, TransientError):
+    if isinstance(exc, TransientError) or getattr(exc, "retryable", None) is True:
         return Failure("retry", message, retry_after_of(exc))
+    if getattr(exc, "retryable", None) is False:
+        return Failure("final", message)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return Failure("retry", message or "timeout")
     status = _status_of(exc) if hasattr(exc, "response") or hasattr(exc, "status_code") else None
