@@ -42,6 +42,21 @@ class RatingChange:
 
 
 @dataclass
+class MetricDelta:
+    """One metric of one task in both runs (the headline numbers of a diff)."""
+
+    task: str
+    name: str
+    label: str
+    a: float
+    b: float
+
+    @property
+    def delta(self) -> float:
+        return self.b - self.a
+
+
+@dataclass
 class DiffResult:
     run_a: str
     run_b: str
@@ -53,6 +68,7 @@ class DiffResult:
     rating_changes: list[RatingChange] = field(default_factory=list)  # largest |change| first
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
+    metrics: list[MetricDelta] = field(default_factory=list)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -96,6 +112,11 @@ def diff_runs(store: Store, run_a: str, run_b: str) -> DiffResult:
         tb = [r for r in rows_b if r["task"] == task]
         sa = {s.metric.name: s for s in scoring.score(ta)}
         sb = {s.metric.name: s for s in scoring.score(tb)}
+        out.metrics += [
+            MetricDelta(task, n, s.metric.label, s.value, sb[n].value)
+            for n, s in sa.items()
+            if n in sb
+        ]
         covered: set[str] = set()
         for name, ms in sa.items():  # each stratum's items once, from the first metric with it
             if name not in sb or ms.metric.gate_margin is None:
