@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, RunRecord
-from .types import CodalError, Generation, Grade, canonical_json
+from .types import CodalError, Generation, Grade, canonical_json, content_hash
 
 DEFAULT_STORE_ENV = "CODAL_BENCH_STORE"
 
@@ -52,17 +52,37 @@ def _create_tables(c: sqlite3.Connection) -> None:
 
 @dataclass(frozen=True)
 class Migration:
-    """One named step from schema `version - 1` to `version`, run inside one transaction."""
+    """One named schema step, run once inside one transaction.
+
+    Steps are applied in `version` order and recorded by name, so a step added on another branch
+    is still applied to a store that already has later ones; a store holding a step this
+    codal-eval does not know was written by a newer one and is refused.
+    """
 
     version: int
     name: str
     apply: Callable[[sqlite3.Connection], None]
 
 
+def _create_supersedes(c: sqlite3.Connection) -> None:
+    c.execute(
+        "CREATE TABLE IF NOT EXISTS supersedes("
+        "old_key TEXT PRIMARY KEY, new_key TEXT NOT NULL, created REAL NOT NULL)"
+    )
+
+
 MIGRATIONS = (
     Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
+    Migration(5, "supersedes: answers and grades asked again with --refresh", _create_supersedes),
 )
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
+
+
+class StoreError(CodalError):
+    """The store cannot be used (unreadable, newer, full, read-only) or has no such run:
+    nothing could start (exit 4)."""
+
+    exit_code = 4
 
 
 def _disk_problem(path: Path) -> str | None:
@@ -131,7 +151,7 @@ class Store:
         try:
             if readonly:
                 if not self.path.exists():
-                    raise CodalError(f"store {self.path} does not exist (run an evaluation first)")
+                    raise StoreError(f"store {self.path} does not exist (run an evaluation first)")
                 uri = f"file:{self.path}?mode=ro"
                 self.conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
             else:
@@ -148,11 +168,11 @@ class Store:
         except (sqlite3.DatabaseError, OSError, CodalError) as exc:
             problem = None if readonly else _disk_problem(self.path)
             if problem:
-                raise CodalError(f"store {self.path} cannot be written: {problem}") from exc
+                raise StoreError(f"store {self.path} cannot be written: {problem}") from exc
             if isinstance(exc, CodalError):
                 raise
             verb = "used" if isinstance(exc, sqlite3.DatabaseError) else "opened"
-            raise CodalError(f"store {self.path} cannot be {verb}: {exc}") from exc
+            raise StoreError(f"store {self.path} cannot be {verb}: {exc}") from exc
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -164,20 +184,39 @@ class Store:
             return 0
         got = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = int(got[0]) if got else 0
-        if version > SCHEMA_VERSION:
-            raise CodalError(
+        unknown = self._applied(version) - {m.name for m in MIGRATIONS}
+        if version > SCHEMA_VERSION or unknown:
+            raise StoreError(
                 f"store {self.path} has schema {version}, newer than this codal-eval "
                 f"({SCHEMA_VERSION}): upgrade codal-eval"
             )
         return version
 
+    def _applied(self, version: int) -> set[str]:
+        """Names of the steps this store has; before steps were recorded, the first one."""
+        row = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='migrations'"
+        ).fetchone()
+        if row is None:
+            return {m.name for m in MIGRATIONS if m.version == 1 and version >= 1}
+        return {r[0] for r in self.conn.execute("SELECT name FROM migrations")}
+
     def _migrate(self) -> None:
         with self.transaction() as c:
             c.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             version = self._check_version()
-            for step in MIGRATIONS:
-                if step.version > version:
+            applied = self._applied(version)
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS migrations("
+                "name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied REAL NOT NULL)"
+            )
+            for step in sorted(MIGRATIONS, key=lambda m: m.version):
+                if step.name not in applied:
                     step.apply(c)
+                c.execute(
+                    "INSERT OR IGNORE INTO migrations VALUES(?,?,?)",
+                    (step.name, step.version, time.time()),
+                )
             c.execute(
                 "INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -193,16 +232,16 @@ class Store:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-                raise CodalError(f"store {self.path}: disk is full ({exc})") from exc
+                raise StoreError(f"store {self.path}: disk is full ({exc})") from exc
             if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
-                raise CodalError(f"store {self.path} is read-only ({exc})") from exc
+                raise StoreError(f"store {self.path} is read-only ({exc})") from exc
             raise
 
     def check_writable(self) -> None:
         """Fail before any paid request when the store cannot take writes (read-only, full)."""
         problem = _disk_problem(self.path)
         if problem:
-            raise CodalError(f"store {self.path} cannot be written: {problem}")
+            raise StoreError(f"store {self.path} cannot be written: {problem}")
         try:
             with self.transaction() as c:
                 c.execute(
@@ -211,7 +250,7 @@ class Store:
                 # Make SQLite actually grow the file a little, so a full disk shows up now.
                 c.execute("CREATE TEMP TABLE IF NOT EXISTS _probe(x)")
         except sqlite3.Error as exc:
-            raise CodalError(f"store {self.path} cannot be written: {exc}") from exc
+            raise StoreError(f"store {self.path} cannot be written: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -221,16 +260,21 @@ class Store:
     def get_generations(
         self, keys: Iterable[str], *, ok_only: bool = True
     ) -> dict[str, Generation]:
-        """Stored generations for these keys; errors are left out unless asked (so they retry)."""
+        """Stored generations for these keys; errors are left out unless asked (so they retry).
+
+        A key asked again with `--refresh` resolves to its newest answer: the result is keyed by
+        the key asked for, and its `.key` is the row's own.
+        """
         out: dict[str, Generation] = {}
-        keys = list(keys)
-        for chunk in _chunks(keys, 500):
+        want = self.resolve(keys)
+        asked = {v: k for k, v in want.items()}
+        for chunk in _chunks(list(asked), 500):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT * FROM generations WHERE key IN ({marks})"
             if ok_only:
                 sql += " AND error IS NULL"
             for r in self.conn.execute(sql, chunk):
-                out[r["key"]] = Generation(
+                out[asked[r["key"]]] = Generation(
                     r["key"],
                     r["text"],
                     r["error"],
@@ -289,15 +333,17 @@ class Store:
     # -- grades ---------------------------------------------------------------------------
 
     def get_grades(self, keys: Iterable[str]) -> dict[str, Grade]:
-        """Stored grades; judge errors are left out so they are retried."""
+        """Stored grades; judge errors are left out so they are retried (keys resolve as in
+        `get_generations`)."""
         out: dict[str, Grade] = {}
-        keys = list(keys)
-        for chunk in _chunks(keys, 500):
+        want = self.resolve(keys)
+        asked = {v: k for k, v in want.items()}
+        for chunk in _chunks(list(asked), 500):
             marks = ",".join("?" * len(chunk))
             for r in self.conn.execute(
                 f"SELECT * FROM grades WHERE key IN ({marks}) AND status != 'judge_error'", chunk
             ):
-                out[r["key"]] = Grade(
+                out[asked[r["key"]]] = Grade(
                     r["key"], r["status"], r["rating"], r["rationale"], json.loads(r["details"])
                 )
         return out
@@ -315,7 +361,65 @@ class Store:
                 ],
             )
 
+    # -- refresh ---------------------------------------------------------------------------
+
+    def resolve(self, keys: Iterable[str]) -> dict[str, str]:
+        """key -> the key of its newest replacement (itself when it was never asked again)."""
+        out = {k: k for k in keys}
+        if not self._has_table("supersedes"):
+            return out
+        todo = set(out)
+        for _ in range(64):  # chains are short: one link per --refresh of the same request
+            if not todo:
+                break
+            found: dict[str, str] = {}
+            for chunk in _chunks(sorted(todo), 500):
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    self.conn.execute(
+                        f"SELECT old_key, new_key FROM supersedes WHERE old_key IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+            for k, cur in list(out.items()):
+                if cur in found:
+                    out[k] = found[cur]
+            todo = set(found.values())
+        return out
+
+    def supersede(self, pairs: dict[str, str]) -> None:
+        """Record that each old key was asked again under a new one (both rows stay)."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO supersedes VALUES(?,?,?)",
+                [(old, new, time.time()) for old, new in pairs.items()],
+            )
+
+    def _has_table(self, name: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return row is not None
+
     # -- runs -----------------------------------------------------------------------------
+
+    def resume_or_new(self, model: str, judge: str | None, config: RunConfig) -> str:
+        """The unfinished run of exactly this config (same command, same settings), reopened;
+        else a new run. A complete run is never reopened: re-running it makes a new one."""
+        digest = content_hash(config.to_dict())
+        with self.transaction() as c:
+            self._mark_dead_runs(c)
+        for info in reversed(self.runs()):
+            if info.status in ("incomplete", "interrupted", "failed", "invalid"):
+                if content_hash(info.config.to_dict()) == digest:
+                    owner = {"host": platform.node(), "pid": os.getpid()}
+                    with self.transaction() as c:
+                        c.execute(
+                            "UPDATE runs SET status='running', updated=?, record=? WHERE run_id=?",
+                            (time.time(), canonical_json({"owner": owner}), info.run_id),
+                        )
+                    return info.run_id
+        return self.new_run(model, judge, config)
 
     def new_run(
         self,
@@ -426,10 +530,10 @@ class Store:
             ).fetchall()
             exact = [x for x in rows if x["run_id"] == run_id]
             if len(rows) > 1 and not exact:
-                raise CodalError(f"run id {run_id!r} is ambiguous: {len(rows)} runs match")
+                raise StoreError(f"run id {run_id!r} is ambiguous: {len(rows)} runs match")
             r = exact[0] if exact else (rows[0] if rows else None)
         if r is None:
-            raise CodalError(f"no run {run_id!r} in store {self.path}")
+            raise StoreError(f"no run {run_id!r} in store {self.path}")
         return _run_info(r)
 
     def results(self, run_id: str) -> list[dict[str, Any]]:

@@ -77,6 +77,9 @@ class CountingServer:
         self.lifetime_s = lifetime_s
         self.max_requests = max_requests
         self.hits: list[Hit] = []
+        self.gets: list[str] = []  # GET paths (a models listing: the preflight)
+        self.broken: set[str] = set()  # model-name prefixes answered with HTTP 500
+        self.muted: set[str] = set()  # model-name prefixes answered without a rating
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -106,6 +109,16 @@ class CountingServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    server.gets.append(self.path)
+                data = json.dumps({"object": "list", "data": [{"id": "any", "object": "model"}]})
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data.encode("utf-8"))
+
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status, payload = server._answer(
@@ -113,6 +126,8 @@ class CountingServer:
                 )
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
+                if status >= 500:
+                    self.send_header("retry-after", "0")  # retried at once: tests stay fast
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
@@ -155,6 +170,11 @@ class CountingServer:
     def count(self, prefix: str = "") -> int:
         return len(self.hits_for(prefix))
 
+    def any_requests(self) -> int:
+        """Requests of any kind: completions and models listings."""
+        with self._lock:
+            return len(self.hits) + len(self.gets)
+
     # -- protocol -------------------------------------------------------------------------
 
     def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
@@ -177,7 +197,9 @@ class CountingServer:
                 k: v for k, v in headers.items() if k.lower() in ("authorization", "x-api-key")
             }
             return 400, _error(f"invalid request with credentials {creds}", anthropic)
-        text = reply_for(model, prompt)
+        if any(model.startswith(p) for p in self.broken):
+            return 500, _error("the server had an error while processing your request", anthropic)
+        text = reply_for("mute" if any(model.startswith(p) for p in self.muted) else model, prompt)
         p_tok, c_tok = len(prompt) // 4 + 1, len(text) // 4 + 1
         if anthropic:
             return 200, {
