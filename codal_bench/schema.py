@@ -1,0 +1,60 @@
+"""The store's schema: its tables, and the named steps that build and change them."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS generations(
+        key TEXT PRIMARY KEY, model TEXT NOT NULL, request TEXT NOT NULL,
+        text TEXT, error TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
+        finish_reason TEXT, latency_s REAL, created REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS grades(
+        key TEXT PRIMARY KEY, judge TEXT NOT NULL, status TEXT NOT NULL,
+        rating REAL, rationale TEXT, details TEXT NOT NULL, created REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS runs(
+        run_id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
+        status TEXT NOT NULL, model TEXT NOT NULL, judge TEXT,
+        config TEXT NOT NULL, record TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS run_items(
+        run_id TEXT NOT NULL, task TEXT NOT NULL, item_id TEXT NOT NULL, grp TEXT NOT NULL,
+        sample_index INTEGER NOT NULL, repeat INTEGER NOT NULL,
+        gen_key TEXT NOT NULL, grade_key TEXT,
+        PRIMARY KEY(run_id, task, item_id, sample_index, repeat))""",
+    "CREATE INDEX IF NOT EXISTS run_items_gen ON run_items(gen_key)",
+)
+
+
+def _create_tables(c: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        c.execute(statement)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One named schema step, run once inside one transaction.
+
+    Steps are applied in `version` order and recorded by name, so a step added on another branch
+    is still applied to a store that already has later ones; a store holding a step this
+    codal-eval does not know was written by a newer one and is refused.
+    """
+
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _create_supersedes(c: sqlite3.Connection) -> None:
+    c.execute(
+        "CREATE TABLE IF NOT EXISTS supersedes("
+        "old_key TEXT PRIMARY KEY, new_key TEXT NOT NULL, created REAL NOT NULL)"
+    )
+
+
+MIGRATIONS = (
+    Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
+    Migration(5, "supersedes: answers and grades asked again with --refresh", _create_supersedes),
+)
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
