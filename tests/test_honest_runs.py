@@ -160,3 +160,29 @@ def test_check_sends_judge_prompts_only_where_the_baseline_did(
         assert two.any_requests() == 0
         assert one.count("judge") - judged_before == 5  # every judge request went to URL1
         assert one.count("cand-2") == 5
+
+
+def test_check_refuses_a_judge_host_the_baseline_did_not_use(
+    tmp_path: Path, codal_data: Path
+) -> None:
+    """A baseline judged through OPENAI_BASE_URL=URL1 (no base URL on its command line): with the
+    variable now at URL2, `check` stops with one line instead of sending prompts there."""
+    store = tmp_path / "s.sqlite"
+    with CountingServer() as one, CountingServer() as two:
+        base = cli(
+            "--model", "openai:cand", "--judge", "openai:judge", "--tasks", "codal-bench",
+            "--data", str(codal_data), "--limit", "1", "--quiet", "--store", str(store),
+            env={**ENV, "OPENAI_BASE_URL": one.url},
+        )  # fmt: skip
+        assert base.returncode == 0, base.stderr
+        (baseline,) = Store(store, readonly=True).runs()
+        p = cli(
+            "check", "--model", "openai:cand-2", "--base-url", one.url,
+            "--baseline", baseline.run_id, "--store", str(store), "--quiet",
+            env={**ENV, "OPENAI_BASE_URL": two.url},
+        )  # fmt: skip
+        assert two.any_requests() == 0
+        assert one.count("cand-2") == 0  # refused before the candidate was asked anything
+    assert p.returncode == 4, p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert f"127.0.0.1:{one.port}" in line and "--judge-base-url" in line, line
