@@ -101,6 +101,7 @@ class TaskSettings:
     task_ids: list[str] | None = None
     prompt_set: dict[str, Any] | None = None
     judged: bool = False  # graded through the run's model judge
+    graders: dict[str, Any] = field(default_factory=dict)  # judge kind -> identity (not a model)
 
 
 @dataclass

@@ -155,6 +155,9 @@ def run(
             by_item.append((task, s, k, r))
 
     judges = build_judges(tasks, judge_backend, judge_spec, opts)
+    for name, ts in settings.items():  # what grades each task without a model: its identity
+        kinds = next(t.judge_kinds for t in tasks if t.name == name)
+        ts.graders = {k: judges[k].identity() for k in kinds if judges[k].kind != "llm"}
     config = RunConfig(
         command=command,
         model=str(spec),
