@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, RunRecord
-from .types import CodalError, Generation, Grade, canonical_json
+from .types import CodalError, Generation, Grade, canonical_json, content_hash
 
 DEFAULT_STORE_ENV = "CODAL_BENCH_STORE"
 
@@ -59,8 +59,28 @@ class Migration:
     apply: Callable[[sqlite3.Connection], None]
 
 
+def _create_audits(c: sqlite3.Connection) -> None:
+    """Judge audits: how well a model judge's ratings separate answers known to pass or fail.
+
+    Their own table, not runs: an audit rates a judge, not a model, has no items of its own, and
+    every reader of `runs` (leaderboard, gate, `runs` listing) would otherwise have to skip it.
+    A judge is found by the hash of its identity and its template hash, the two things that make
+    its ratings what they are.
+    """
+    c.execute(
+        """CREATE TABLE IF NOT EXISTS audits(
+            audit_id TEXT PRIMARY KEY, created REAL NOT NULL, judge TEXT NOT NULL,
+            identity_sha256 TEXT NOT NULL, templates_sha256 TEXT NOT NULL, source TEXT NOT NULL,
+            auroc REAL, report TEXT NOT NULL)"""
+    )
+    c.execute(
+        "CREATE INDEX IF NOT EXISTS audits_judge ON audits(identity_sha256, templates_sha256)"
+    )
+
+
 MIGRATIONS = (
     Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
+    Migration(2, "add the audits table (judge audits against known pass/fail)", _create_audits),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -452,6 +472,63 @@ class Store:
             d["details"] = json.loads(d["details"]) if d["details"] else {}
             out.append(d)
         return out
+
+    # -- judge audits -----------------------------------------------------------------------
+
+    def put_audit(
+        self,
+        judge: str,
+        identity: dict[str, Any],
+        templates_sha256: str,
+        source: str,
+        report: dict[str, Any],
+    ) -> str:
+        """Store one audit report (its `auroc` field is also a column); returns its id."""
+        audit_id = time.strftime("audit-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        auroc = report.get("auroc")
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO audits VALUES(?,?,?,?,?,?,?,?)",
+                (
+                    audit_id,
+                    time.time(),
+                    judge,
+                    content_hash(identity),
+                    templates_sha256,
+                    source,
+                    None if auroc is None else float(auroc),
+                    canonical_json(report),
+                ),
+            )
+        return audit_id
+
+    def latest_audit(
+        self, identity: dict[str, Any], templates_sha256: str
+    ) -> dict[str, Any] | None:
+        """The newest audit of this judge (same identity, same templates), or None.
+
+        A store made before audits existed (schema 1, opened read-only) simply has none.
+        """
+        has = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='audits'"
+        ).fetchone()
+        if has is None:
+            return None
+        r = self.conn.execute(
+            "SELECT * FROM audits WHERE identity_sha256=? AND templates_sha256=? "
+            "ORDER BY created DESC LIMIT 1",
+            (content_hash(identity), templates_sha256),
+        ).fetchone()
+        if r is None:
+            return None
+        return {
+            "audit_id": r["audit_id"],
+            "created": r["created"],
+            "judge": r["judge"],
+            "source": r["source"],
+            "auroc": r["auroc"],
+            "report": json.loads(r["report"]),
+        }
 
 
 def _run_info(r: sqlite3.Row) -> RunInfo:
