@@ -114,7 +114,7 @@ def meta_line(t: Table) -> str:
                 f"T={s.get('temperature')} top_p={s.get('top_p')} max_tokens={s.get('max_tokens')}"
             )
             parts.append(f"{m.get('items')} items")
-    if j and not t.published_only:
+    if not t.published_only and m.get("judge"):
         parts.append(audit_text(m.get("judge_audit")))
     parts.append(f"{m.get('runs', 0)} runs ranked")
     if m.get("published_setting"):
