@@ -213,3 +213,30 @@ def test_run_without_an_execution_task_is_refused(
               "--run", info.run_id, "--store", str(store)])  # fmt: skip
     assert exc.value.code == 2
     assert Store(store).latest_audit({}, "") is None
+
+
+def test_built_in_set_is_graded_by_the_sandbox_first(
+    srv: CountingServer, tmp_path: Path, heplus_data: Path
+) -> None:
+    """No --run: correct and broken variants, sandbox verdicts matching intent, none equal to
+    the reference; a second audit asks neither the judge nor (through the cache) the sandbox."""
+    store = tmp_path / "s.sqlite"
+    args = ("--data", str(heplus_data), "--limit", "6")
+    rep = audit(srv, store, None, "judge", tmp_path / "a.json", *args)
+    print(f"\nAUROC hash judge, built-in set: {rep['auroc']:.3f} ({rep['answers']} answers)")
+    assert rep["source"]["set"] == "built-in" and rep["source"]["problems"] == 6
+    assert rep["answers_equal_to_reference"] == 0
+    assert rep["passing"] >= 5 and rep["failing"] >= 2 * rep["passing"] - 2
+    assert rep["tasks"] == 6 and rep["judge_requests"] == rep["answers"] == srv.count("judge")
+    kinds = {(e["failing"]["kind"] or "").split(":")[0] for e in rep["inverted_pairs"]["examples"]}
+    assert kinds <= {"broken"}
+    s = Store(store)
+    exec_rows = s.conn.execute("SELECT status, COUNT(*) FROM grades WHERE judge='humaneval' "
+                               "GROUP BY status").fetchall()  # fmt: skip
+    graded = sum(n for _, n in exec_rows)
+    assert graded == rep["answers"] + rep["left_out"]["variants_dropped"]
+    assert s.runs() == []  # the set is not a run: it never reaches the leaderboard or the gate
+    again = audit(srv, store, None, "judge", tmp_path / "b.json", *args)
+    assert again["judge_requests"] == 0 and again["auroc"] == rep["auroc"]
+    exec_after = s.conn.execute("SELECT COUNT(*) FROM grades WHERE judge='humaneval'").fetchone()
+    assert exec_after[0] == graded
