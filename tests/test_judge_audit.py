@@ -102,7 +102,8 @@ def test_auroc_of_oracle_hash_and_inverted_judges(
     srv: CountingServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     rep = audit(srv, store, he_run[1], judge, tmp_path / "a.json")
-    print(f"\nAUROC {judge}: {rep['auroc']:.3f} interval {rep['auroc_interval']}")
+    with capsys.disabled():  # the measured figure, for the record (pytest -s)
+        print(f"\nAUROC {judge}: {rep['auroc']:.3f} interval {rep['auroc_interval']}")
     assert lo <= rep["auroc"] <= hi
     assert rep["answers"] == N_TASKS and rep["passing"] == rep["failing"] == N_TASKS // 2
     assert rep["tasks"] == N_TASKS and rep["parse_failures"] == 0
