@@ -107,6 +107,7 @@ def test_auroc_of_oracle_hash_and_inverted_judges(
     assert lo <= rep["auroc"] <= hi
     assert rep["answers"] == N_TASKS and rep["passing"] == rep["failing"] == N_TASKS // 2
     assert rep["tasks"] == N_TASKS and rep["parse_failures"] == 0
+    assert rep["answers_equal_to_reference"] == N_TASKS // 2  # the replayed canonical solutions
     assert srv.count(judge) == N_TASKS == rep["judge_requests"]
     lo_i, hi_i = rep["auroc_interval"]
     assert lo_i <= rep["auroc"] <= hi_i

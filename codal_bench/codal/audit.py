@@ -81,31 +81,27 @@ def run_audit(
         )
     store.check_writable()
     runner = Runner(store, progress)
-    if run:
-        answers, problems, source, left_out = _from_run(store, run)
-    else:
-        answers, problems, source, left_out = _from_set(runner, data, limit)
-    if not answers:
-        raise CodalError(f"{source}: no answers with a known pass/fail verdict to audit")
-
-    task = _task(answers[0].task)
-    items = [
-        GradeInput(_sample(task, problems[(a.task, a.task_id)], pref, a), a.answer, a.index, 0)
-        for a in answers
-    ]
-    before = store.get_grades({llm.grade_key(i) for i in items})
-    reused = sum(llm.grade_key(i) in before for i in items)
-    generate = runner.cached_generate(backend, spec, concurrency, timeout_s, "judge")
-    try:
+    try:  # the backend loads lazily: closing it frees a local engine whatever happens
+        if run:
+            answers, problems, source, left_out = _from_run(store, run)
+        else:
+            answers, problems, source, left_out = _from_set(runner, data, limit)
+        if not answers:
+            raise CodalError(f"{source}: no answers with a known pass/fail verdict to audit")
+        task = _task(answers[0].task)
+        items = [
+            GradeInput(_sample(task, problems[(a.task, a.task_id)], pref, a), a.answer, a.index, 0)
+            for a in answers
+        ]
+        before = store.get_grades({llm.grade_key(i) for i in items})
+        reused = sum(llm.grade_key(i) in before for i in items)
+        generate = runner.cached_generate(backend, spec, concurrency, timeout_s, "judge")
         keys = runner.grade(llm, str(spec), items, generate, "audit")
     finally:
         backend.close()
     stored = store.get_grades(keys.values())
     grades = [stored.get(keys[(i.sample.item_id, i.sample_index, 0)]) for i in items]
-    identical = sum(
-        a.answer.strip() == auditset.reference_text(problems[(a.task, a.task_id)]).strip()
-        for a in answers
-    )
+    identical = sum(_same_code(a, problems[(a.task, a.task_id)]) for a in answers)
 
     report = summarise(answers, grades, n_boot=n_boot, seed=seed)
     report.update(
@@ -234,6 +230,14 @@ def _sample(task: Any, problem: dict[str, Any], pref: str, a: AuditAnswer) -> Sa
         REFERENCE_COLUMN: auditset.reference_text(problem),
     }
     return Sample(a.task, a.task_id, pref, data)
+
+
+def _same_code(a: AuditAnswer, problem: dict[str, Any]) -> bool:
+    """Whether the answer's code (as the sandbox runs it) is the reference, text for text."""
+    from ..humaneval.task import extract_code
+
+    code = extract_code(a.answer, problem["prompt"], problem["entry_point"])
+    return code.strip() == auditset.reference_text(problem).strip()
 
 
 def _no_generate(requests: Sequence[Request]) -> list[Generation]:

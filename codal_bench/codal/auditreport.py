@@ -198,6 +198,10 @@ def render(report: dict[str, Any]) -> Any:
                  f"{f['rating']:g} ≥ passing #{p['index']} ({p['kind'] or 'pass'}) rated "
                  f"{p['rating']:g}", style="dim")
         )  # fmt: skip
+    if report.get("answers_equal_to_reference"):
+        lines.append(Text(f"{report['answers_equal_to_reference']} answers are the reference "
+                          "itself: for them the judge only has to compare texts.",
+                          style="yellow"))  # fmt: skip
     left = {k: v for k, v in report["left_out"].items() if v}
     if left or report["judge_errors"]:
         left["judge_errors"] = report["judge_errors"]
