@@ -383,6 +383,61 @@ def diff_cmd(run_a: str, run_b: str, top: int, store: str | None) -> None:
     _console().print(render_diff(d, top=top))
 
 
+@cli.command("judge-audit")
+@click.option("--judge", required=True, help="Judge model spec to audit (as for run --judge).")
+@click.option(
+    "--judge-templates",
+    help="Judge template set: a name under judges/ or a folder (the audit is tied to its hash).",
+)
+@click.option("--judge-base-url", help="OpenAI-compatible server for the judge.")
+@click.option("-J", "judge_kv", multiple=True, metavar="KEY=VALUE", help="Backend option.")
+@click.option("--judge-concurrency", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--run",
+    "run_id",
+    help="A stored HumanEval+ run whose answers the judge rates (default: the built-in audit set).",
+)
+@click.option(
+    "--preference",
+    help="Which of the judge's prompts rates the answers (default: instruction-following).",
+)
+@click.option("--data", type=click.Path(dir_okay=False), help="Problems file for the built-in set.")
+@click.option("--limit", type=click.IntRange(1), help="Built-in set: only its first N problems.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report.")
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds per request."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_store_option
+def judge_audit_cmd(**kw: Any) -> None:
+    """How well a judge's ratings separate answers that pass their tests from ones that fail."""
+    from .config import backend_options
+    from .judging import auditor
+    from .progress import Progress
+
+    audit = auditor()
+    store = _store(kw["store"])
+    with Progress(enabled=not kw["quiet"]) as progress:
+        result = audit(
+            store,
+            judge=kw["judge"],
+            judge_options=backend_options(kw["judge_kv"], kw["judge_base_url"], "-J"),
+            judge_templates=kw["judge_templates"],
+            run=kw["run_id"],
+            preference=kw["preference"],
+            data=kw["data"],
+            limit=kw["limit"],
+            concurrency=kw["judge_concurrency"],
+            timeout_s=kw["timeout"],
+            seed=kw["seed"],
+            progress=progress,
+        )
+    if kw["json_path"]:
+        result.write_json(kw["json_path"])
+    _console().print(result.renderable())
+
+
 @cli.command("plugins")
 def plugins_cmd() -> None:
     """Every backend, judge and task: where it came from and whether it loads."""

@@ -53,8 +53,28 @@ def _create_supersedes(c: sqlite3.Connection) -> None:
     )
 
 
+def _create_audits(c: sqlite3.Connection) -> None:
+    """Judge audits: how well a model judge's ratings separate answers known to pass or fail.
+
+    Their own table, not runs: an audit rates a judge, not a model, has no items of its own, and
+    every reader of `runs` (leaderboard, gate, `runs` listing) would otherwise have to skip it.
+    A judge is found by the hash of its identity and its template hash, the two things that make
+    its ratings what they are.
+    """
+    c.execute(
+        """CREATE TABLE IF NOT EXISTS audits(
+            audit_id TEXT PRIMARY KEY, created REAL NOT NULL, judge TEXT NOT NULL,
+            identity_sha256 TEXT NOT NULL, templates_sha256 TEXT NOT NULL, source TEXT NOT NULL,
+            auroc REAL, report TEXT NOT NULL)"""
+    )
+    c.execute(
+        "CREATE INDEX IF NOT EXISTS audits_judge ON audits(identity_sha256, templates_sha256)"
+    )
+
+
 MIGRATIONS = (
     Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
+    Migration(2, "add the audits table (judge audits against known pass/fail)", _create_audits),
     Migration(5, "supersedes: answers and grades asked again with --refresh", _create_supersedes),
 )
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

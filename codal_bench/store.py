@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .store_audits import AuditTable
 from .store_runs import ItemRef, RunInfo, RunTables, StoreError
 from .types import CodalError, Generation, Grade, canonical_json
 
@@ -48,7 +49,7 @@ def default_store_path() -> Path:
     return Path(base) / "codal-eval" / "results.sqlite"
 
 
-class Store(RunTables):
+class Store(RunTables, AuditTable):
     """One SQLite file. Every write is a short transaction; batches are written in one."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:

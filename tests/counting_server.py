@@ -6,6 +6,8 @@ was requested twice" and "zero paid requests were made" are proven by what the s
 What it answers depends on the `model` field of the request:
 
   judge*        "Rationale: ...\\nRating: N", N in 1..10 from a hash of the prompt
+  oracle*       a judge that knows: "Rating: 2" when the prompt carries the marker BROKEN, else 9
+  invert*       the oracle turned round: 9 for BROKEN, else 2
   mute*         a judge that never gives a rating ("I cannot decide.")
   empty*        an empty completion ("")
   echo-key*     HTTP 400 whose error message repeats the request's credentials (a careless proxy)
@@ -50,6 +52,9 @@ def prompt_of(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+BROKEN_MARK = "BROKEN"  # what the oracle judges look for in the answer under review
+
+
 def judge_rating(prompt: str) -> int:
     return 1 + hashlib.sha256(prompt.encode("utf-8")).digest()[0] % 10
 
@@ -60,6 +65,11 @@ def reply_for(model: str, prompt: str) -> str:
     if model.startswith("judge"):
         rating = judge_rating(prompt)
         return f"Rationale: the answer addresses the question ({digest}).\nRating: {rating}"
+    if model.startswith(("oracle", "invert")):
+        broken = BROKEN_MARK in prompt
+        rating = 2 if broken == model.startswith("oracle") else 9
+        said = "is" if broken else "is not"
+        return f"Rationale: the answer {said} marked broken.\nRating: {rating}"
     if model.startswith("mute"):
         return "I cannot decide."
     if model.startswith("empty"):
