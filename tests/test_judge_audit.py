@@ -213,7 +213,7 @@ def test_run_without_an_execution_task_is_refused(
     with pytest.raises(SystemExit) as exc:
         main(["judge-audit", "--judge", "openai:judge", "--judge-base-url", srv.url,
               "--run", info.run_id, "--store", str(store)])  # fmt: skip
-    assert exc.value.code == 2
+    assert exc.value.code == 4  # could not start: bad input
     assert Store(store).latest_audit({}, "") is None
 
 

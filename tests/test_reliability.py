@@ -395,7 +395,7 @@ def test_api_keys_never_reach_store_records_exports_reports_or_output(
     assert _files_with(tmp_path, secrets) == []
     info = Store(store, readonly=True)
     for r in info.runs():
-        text = json.dumps([r.config, r.record])
+        text = json.dumps([r.config.to_dict(), r.record.to_dict()])
         assert not any(s in text for s in secrets)
     # The non-secret option is kept (the filter drops credentials, not everything).
     assert any(r.config.model_options.get("top_k") == "40" for r in info.runs())
