@@ -195,6 +195,8 @@ def test_exec_judge_grades(tmp_path: Path) -> None:
     ours = ExecJudge(cache_dir=str(tmp_path / "c"), progress=False, extraction="codal-eval")
     assert ours.grade_key(items[4]) != judge.grade_key(items[4])
     assert [g.status for g in ours.grade(items[4:], generate=lambda reqs: [])] == ["pass"]
+    assert judge.describe() == {"extraction": "sanitize", "evalplus": "0.3.1"}
+    assert ours.describe() == {"extraction": "codal-eval"}
     with pytest.raises(UsageError, match="unknown code extraction"):
         ExecJudge(extraction="regex")
 

@@ -1,6 +1,6 @@
 """Acceptance 3: chat-style replies scored by codal-eval equal EvalPlus 0.3.1, reply by reply.
 
-24 replies we wrote (CRLF fences, an unclosed fence cut by max_tokens, prose around unfenced code,
+25 replies we wrote (CRLF fences, an unclosed fence cut by max_tokens, prose around unfenced code,
 a failing self-test assert, a top-level example call that raises, body-only code, a `__main__`
 block, two code blocks, tabs, helpers, completions, and ordinary ones) go through the real runner
 as a replay file, with `sanitize` on and off. EvalPlus' side runs in a subprocess: its own
@@ -42,6 +42,10 @@ DEVIATIONS = {
     # HumanEval/32: EvalPlus 0.3.1 fails every solution; we judge by the oracle.
     ("find-zero", True): (["pass", "pass"], ["fail", "fail"]),
     ("find-zero", False): (["pass", "pass"], ["fail", "fail"]),
+    # Shape-exact comparison: values are rebuilt outside the sandbox, so an object claiming
+    # equality with everything matches nothing; EvalPlus' `out == exp` believes it.
+    ("always-equal", True): (["fail", "fail"], ["pass", "pass"]),
+    ("always-equal", False): (["fail", "fail"], ["pass", "pass"]),
 }
 # CPU-time limits: a run-away answer is our "timeout"; EvalPlus reports "fail" (or "timeout").
 # (Unsanitized, that reply is a markdown text: a syntax error for both.)

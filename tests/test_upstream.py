@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import runpy
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +120,15 @@ def test_values_equal_the_text_copies(upstream_src: Path, upstream_prompts: Path
         upstream.PRINCIPLES_FILE: upstream.PINNED[upstream.PRINCIPLES_FILE]
     }
     assert ts.describe()["upstream"]["commit"] == upstream.COMMIT
+    from codal_bench.codal.judge import LLMJudge
+
+    class NoBackend:
+        def identity(self) -> dict[str, Any]:
+            return {}
+
+    judge = LLMJudge(NoBackend(), model_name="gpt-3.5-turbo")  # type: ignore[arg-type]
+    judge.reference_for(["gpt-4-turbo_response", "gpt-3.5-turbo_response"])
+    assert judge.describe() == {"templates": ts.describe(), "reference": "gpt-3.5-turbo_response"}
 
 
 def test_paper_humaneval_prompts_from_generate_py(upstream_src: Path) -> None:
@@ -233,3 +244,18 @@ def test_cli_downloads_through_a_mirror_then_runs_offline(
         p2 = cli(*args, "--max-tokens", "99", env={**env, upstream.URL_ENV: raw.base})
         assert p2.returncode == 0, p2.stderr
         assert api.count("cand") == 10  # the second run really ran (new candidate settings)
+
+
+def test_make_demo_points_the_override_at_shared(repo_root: Path, upstream_src: Path) -> None:
+    """Acceptance 6: `make demo` reads the paper's files from ../shared, never the network."""
+    p = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-C", str(repo_root),
+         "--eval", "print-upstream: ; @echo \"$$CODAL_BENCH_UPSTREAM\"", "print-upstream"],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != upstream.ENV},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    folder = Path(p.stdout.strip())
+    assert folder.resolve() == upstream_src.resolve()
+    upstream.use_upstream_dir(folder)
+    assert upstream.paper_prompts().system and upstream.paper_humaneval_prompts().system

@@ -191,6 +191,10 @@ class LLMJudge:
             }
         return self._identity
 
+    def describe(self) -> dict[str, Any]:
+        """For the run record: the template set (name, hash, pinned upstream files) and column."""
+        return {"templates": self.templates.describe(), "reference": self._column}
+
     def reference_for(self, columns: Sequence[str]) -> str:
         """The column this judge uses given the data's columns (for the run config).
 

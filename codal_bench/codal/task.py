@@ -92,6 +92,22 @@ def validate_rows(rows: list[dict[str, Any]], source: str) -> list[str]:
 PAPER_GUIDELINES = "paper"
 OWN_GUIDELINES = "codal-eval"
 GUIDELINE_SETS = (PAPER_GUIDELINES, OWN_GUIDELINES)
+# Protocol presets for the lead's --protocol wiring: candidate guidelines, judge templates,
+# candidate sampling and samples per item. The paper: greedy decoding, up to 1024 new tokens.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "principles": PAPER_GUIDELINES,
+        "judge_templates": "paper",
+        "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024},
+        "samples": 1,
+    },
+    "codal-eval": {
+        "principles": OWN_GUIDELINES,
+        "judge_templates": "codal-eval",
+        "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024},
+        "samples": 1,
+    },
+}
 
 
 class CodalBenchTask:

@@ -66,6 +66,11 @@ class ExecJudge:
         finally:
             sandbox.close()
 
+    def describe(self) -> dict[str, Any]:
+        """For the run record: how answers became programs."""
+        return {"extraction": self.extraction, **{k: v for k, v in self.identity().items()
+                                                   if k == "evalplus"}}  # fmt: skip
+
     def grade_key(self, item: GradeInput) -> str:
         return content_hash(
             {
