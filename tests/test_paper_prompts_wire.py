@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codal_bench.codal import upstream
-from codal_bench.scores import PREFERENCES
+from codal_bench.codal.scores import PREFERENCES
 from tests.counting_server import CountingServer, cli, messages_key, reply_for
 
 CLAUDE = "claude-3-sonnet-20240229_response"
@@ -119,6 +119,6 @@ def _export(store: Path) -> list[dict[str, Any]]:
 
 
 def _export_summary(store: Path) -> dict[str, Any]:
-    from codal_bench.scores import run_summary
+    from codal_bench.summary import run_summary
 
     return run_summary(_export(store))

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from codal_bench.codal import upstream
+from codal_bench.codal.scores import PREFERENCES
 from codal_bench.codal.task import CodalBenchTask
 from codal_bench.codal.templates import UPSTREAM_SYSTEM, UPSTREAM_USER, load_templates
-from codal_bench.scores import PREFERENCES
 from codal_bench.types import UsageError
 from tests.counting_server import CountingServer, cli, one_error_line
 
@@ -220,7 +220,7 @@ def test_cli_changed_file_is_one_line_and_sends_nothing(
             env={upstream.ENV: str(d), "OPENAI_API_KEY": "x"},
         )  # fmt: skip
         assert srv.count() == 0
-    assert p.returncode == 2, p.stderr
+    assert p.returncode == 4, p.stderr  # bad input: could not start
     line = one_error_line(p)
     assert "sha256" in line and upstream.TEMPLATES_FILE in line
 

@@ -6,7 +6,7 @@ code) or `completion` (text that follows the prompt). Several lines for one task
 which is why the backend reports what it covers.
 
 As in `evalplus.evaluate`, a `solution` is the whole answer and a `completion` continues the
-prompt: when a request ends with an assistant message (a prefill; HumanEval+ puts the problem's
+prompt: when a request ends with an assistant message (a prefill; a code task puts the problem's
 prompt there for replay), the answer is that message followed by the completion.
 """
 
