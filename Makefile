@@ -9,6 +9,8 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get
 # Offline data: the loaders read these instead of downloading (see README "Data").
 export CODAL_BENCH_DATA ?= $(abspath $(DATA))/codal-bench/codal-bench-partial-50.jsonl
 export HUMANEVAL_OVERRIDE_PATH ?= $(abspath $(DATA))/humanevalplus/HumanEvalPlus-v0.1.10.jsonl.gz
+# The paper's prompt files (a folder laid out like the authors' repository), instead of the download.
+export CODAL_BENCH_UPSTREAM ?= $(abspath $(DATA))/codal-bench/upstream-src
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install install-dev demo test test-fast lint

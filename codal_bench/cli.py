@@ -178,8 +178,8 @@ def _store_option(f: F) -> F:
 @click.option("--data", multiple=True, metavar="[TASK=]PATH", help="Local data file (offline).")
 @click.option(
     "--principles",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Upstream principles.json: use entry 0 of each preference.",
+    metavar="NAME|FILE",
+    help="Candidate guidelines: paper (default), codal-eval, or a principles.json (entry 0).",
 )
 @click.option("--samples", type=click.IntRange(1), help="Samples per HumanEval+ task (for pass@k).")
 @click.option("--temperature", type=float)

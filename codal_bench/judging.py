@@ -11,7 +11,7 @@ from typing import Any
 
 from . import registry
 from .config import RunOptions
-from .spec import ModelSpec
+from .spec import ModelSpec, parse_spec
 from .types import Backend, Generation, GradeInput, Judge, Request, Sample, Task, UsageError
 
 
@@ -55,6 +55,10 @@ def build_judges(
                         reference=opts.reference,
                         repeats=opts.judge_repeats,
                     )
+                elif getattr(task, "extraction", None) is not None:
+                    # How answers become programs for the candidate's backend (issue 15 hook).
+                    backend = parse_spec(opts.model).backend
+                    judges[kind] = cls(extraction=task.extraction(backend))  # type: ignore[attr-defined]
                 else:
                     judges[kind] = cls()
             judges[kind].prepare(task.describe())

@@ -112,6 +112,9 @@ def run(
     for task in tasks:
         samples = task.load(data.get(task.name), opts.limit, opts.task_ids)
         params, n = task_sampling(task.name, task.config, opts, task not in judged)
+        stop = getattr(task, "stop", None)  # issue 15 hook: a task's stop strings per backend
+        if stop is not None:
+            params = dataclasses.replace(params, stop=tuple(stop(spec.backend)))
         if covered is not None:
             kept = [s for s in samples if s.item_id in covered]
             if len(kept) < len(samples):
@@ -148,7 +151,7 @@ def run(
     requests: list[Request] = []
     by_item: list[tuple[Task, Sample, int, Request]] = []
     for task, s, params, n in plan:
-        msgs = task.messages(s)
+        msgs = task.messages(s, spec.backend)
         for k in range(n):
             r = Request.make(ident, msgs, params, k, s.item_id, task.name)
             requests.append(r)

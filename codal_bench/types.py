@@ -298,7 +298,12 @@ class Task(Protocol):
         self, data: str | None = None, limit: int | None = None, ids: Sequence[str] | None = None
     ) -> list[Sample]: ...
 
-    def messages(self, sample: Sample) -> list[Message]: ...
+    def messages(self, sample: Sample, backend: str = "openai") -> list[Message]:
+        """The candidate's messages for a backend (its registry name: vllm, openai, ...).
+
+        A final assistant message is a prefill: the backend continues that message.
+        """
+        ...
 
     def describe(self) -> dict[str, Any]:
         """Data source, data hash and prompt hash, for the run record."""

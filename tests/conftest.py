@@ -58,6 +58,20 @@ def _isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODAL_BENCH_STORE", str(tmp_path / "default-store.sqlite"))
 
 
+@pytest.fixture(autouse=True)
+def _offline_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paper's prompt files come from ../shared (no network here); the download path has
+    its own tests, which clear this variable."""
+    monkeypatch.setenv(
+        "CODAL_BENCH_UPSTREAM", str(_need(SHARED_DATA / "codal-bench" / "upstream-src"))
+    )
+
+
+@pytest.fixture(scope="session")
+def upstream_src(shared_data: Path) -> Path:
+    return _need(shared_data / "codal-bench" / "upstream-src")
+
+
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite"

@@ -195,8 +195,9 @@ def test_task_yaml_without_guidelines_is_one_clear_line(
     y = tasks_copy / "codal-bench.yaml"
     text = y.read_text()
     y.write_text(text[: text.index("\nguidelines:")] + "\n")
-    line = fails_cleanly(url_args(store_path, codal_data), store_path,
-                         env={"CODAL_BENCH_TASKS_DIR": str(tasks_copy)})  # fmt: skip
+    # Our own guideline sentences are read only when asked for by name.
+    line = fails_cleanly([*url_args(store_path, codal_data), "--principles", "codal-eval"],
+                         store_path, env={"CODAL_BENCH_TASKS_DIR": str(tasks_copy)})  # fmt: skip
     assert str(y) in line and "guidelines" in line, line
 
 
@@ -216,7 +217,7 @@ def test_task_yaml_that_is_not_a_mapping(
 @pytest.fixture
 def judge_copy(tmp_path: Path, repo_root: Path) -> Path:
     d = tmp_path / "myjudge"
-    shutil.copytree(repo_root / "judges" / "codal", d)
+    shutil.copytree(repo_root / "judges" / "codal-eval", d)
     return d
 
 

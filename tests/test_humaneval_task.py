@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from codal_bench.humaneval.extract import program
 from codal_bench.humaneval.judge import ExecJudge
 from codal_bench.humaneval.task import (
+    PRESETS,
     HumanEvalPlusMiniTask,
     HumanEvalPlusTask,
     extract_code,
@@ -103,12 +105,45 @@ def test_download_failure_says_how_to_point_at_a_file(monkeypatch: pytest.Monkey
     assert "\n" not in msg and "HUMANEVAL_OVERRIDE_PATH" in msg and "v0.1.10" in msg
 
 
-def test_messages_contain_the_prompt() -> None:
-    task = HumanEvalPlusTask()
-    s = task.load(str(PLUS), limit=1)[0]
-    msgs = task.messages(s)
-    assert msgs[-1].role == "user" and s.data["prompt"] in msgs[-1].content
-    assert "```python" in msgs[-1].content
+def test_messages_contain_the_prompt_for_every_backend_and_set() -> None:
+    s = HumanEvalPlusTask().load(str(PLUS), limit=1)[0]
+    for prompts in ("evalplus", "paper", "codal-eval"):
+        task = HumanEvalPlusTask(prompts=prompts)
+        for backend in ("openai", "anthropic", "vllm", "some-plugin"):
+            msgs = task.messages(s, backend)
+            user = [m for m in msgs if m.role == "user"]
+            assert len(user) == 1 and s.data["prompt"].strip() in user[0].content
+    # A prefill only where the backend continues one (vLLM), with the stop strings that end it.
+    ev = HumanEvalPlusTask()
+    assert ev.messages(s, "vllm")[-1].role == "assistant"
+    assert ev.messages(s, "vllm")[-1].content.endswith("```python\n")
+    assert "\n```\n" in ev.stop("vllm") and ev.stop("openai") == ()
+    assert "\n```\n" not in ev.stop("anthropic") and ev.stop("anthropic")
+    paper = HumanEvalPlusTask(prompts="paper")
+    assert [m.role for m in paper.messages(s, "vllm")] == ["system", "user", "assistant"]
+    assert paper.stop("vllm") == ("```",) and paper.extraction("vllm") == "as-written"
+    assert [m.role for m in paper.messages(s, "openai")] == ["system", "user"]
+    assert paper.extraction("openai") == "sanitize" and paper.stop("openai") == ()
+    # Replay: the problem's prompt is what a `completion` continues.
+    assert ev.messages(s, "replay") == [ev.messages(s, "replay")[0]]
+    assert ev.messages(s, "replay")[0].content == s.data["prompt"]
+    assert ev.extraction("replay") == "as-written"
+    assert HumanEvalPlusTask(sanitize=True).extraction("replay") == "sanitize"
+    assert ev.extraction("vllm") == "evalplus-local" and ev.extraction("openai") == "sanitize"
+    assert HumanEvalPlusTask(prompts="codal-eval").extraction("replay") == "codal-eval"
+
+
+def test_prompt_sets_are_recorded_and_checked() -> None:
+    sets = {p: HumanEvalPlusTask(prompts=p).describe()["prompt_set"] for p in PRESETS}
+    assert {p: v["name"] for p, v in sets.items()} == {p: p for p in PRESETS}
+    assert len({v["sha256"] for v in sets.values()}) == 3
+    assert sets["evalplus"]["evalplus"] == "0.3.1"
+    assert sets["paper"]["upstream"]["files"] == {
+        "evalplus/generate.py": "726d0d18738494a08f389009db0884e637e6a60e042a374b929cd6503cb774fd"
+    }
+    assert PRESETS["paper"]["samples"] == 10 and PRESETS["paper"]["sampling"]["temperature"] == 0.8
+    with pytest.raises(UsageError, match="unknown HumanEval\\+ prompt set 'evalpls'"):
+        HumanEvalPlusTask(prompts="evalpls")
 
 
 PROMPT = 'def add(x, y):\n    """Add."""\n'
@@ -136,24 +171,43 @@ def test_exec_judge_grades(tmp_path: Path) -> None:
     task = HumanEvalPlusTask()
     samples = task.load(str(PLUS), ids=["HumanEval/53", "HumanEval/8"])
     add, sp = samples
-    judge = ExecJudge(cache_dir=str(tmp_path / "c"), progress=False)
+    judge = ExecJudge(cache_dir=str(tmp_path / "c"), progress=False)  # evalplus.sanitize
     items = [
-        # EvalPlus "solution" style: full code in a fenced block
-        GradeInput(add, "```python\ndef add(x: int, y: int):\n    return x + y\n```"),
-        # EvalPlus "completion" style: just the body
-        GradeInput(sp, sp.data["canonical_solution"]),
+        # A chat reply: the code in a fenced block, with prose around it
+        GradeInput(add, "Here:\n```python\ndef add(x: int, y: int):\n    return x + y\n```\nBye"),
+        # EvalPlus "completion" style, already put after the prompt (as replay does)
+        GradeInput(sp, sp.data["prompt"] + sp.data["canonical_solution"]),
         GradeInput(add, "def add(x, y):\n    return x - y\n"),
         GradeInput(add, "def add(x, y):\n    while True:\n        pass\n"),
+        # A body alone is no program for EvalPlus' sanitize (our former rule completed it)
+        GradeInput(add, "    return x + y\n"),
     ]
     grades = judge.grade(items, generate=lambda reqs: [])
-    assert [g.status for g in grades] == ["pass", "pass", "fail", "timeout"]
+    assert [g.status for g in grades] == ["pass", "pass", "fail", "timeout", "fail"]
     assert grades[0].details["base"] == grades[0].details["plus"] == "pass"
     assert grades[2].details["first_failed"]["group"] == "base"
     assert grades[2].details["first_failed"]["reason"] == "wrong output"
     assert set(grades[3].details) >= {"base", "plus", "first_failed", "stderr_tail"}
     keys = {judge.grade_key(it) for it in items}
-    assert len(keys) == 4 and grades[0].key == judge.grade_key(items[0])
+    assert len(keys) == 5 and grades[0].key == judge.grade_key(items[0])
     assert judge.grade([], generate=lambda reqs: []) == []
+    # The extraction is part of the grade key; the former rule still completes a body.
+    ours = ExecJudge(cache_dir=str(tmp_path / "c"), progress=False, extraction="codal-eval")
+    assert ours.grade_key(items[4]) != judge.grade_key(items[4])
+    assert [g.status for g in ours.grade(items[4:], generate=lambda reqs: [])] == ["pass"]
+    assert judge.describe() == {"extraction": "sanitize", "evalplus": "0.3.1"}
+    assert ours.describe() == {"extraction": "codal-eval"}
+    with pytest.raises(UsageError, match="unknown code extraction"):
+        ExecJudge(extraction="regex")
+
+
+def test_program_per_extraction() -> None:
+    p = {"prompt": PROMPT, "entry_point": "add"}
+    reply = "Sure!\n```python\ndef add(x, y):\n\treturn x + y\n```\n"
+    assert program("as-written", reply, p) == reply
+    assert program("sanitize", reply, p) == "def add(x, y):\n\treturn x + y"
+    assert program("evalplus-local", reply, p) == "def add(x, y):\n    return x + y"
+    assert program("codal-eval", reply, p) == "def add(x, y):\n\treturn x + y\n"
 
 
 def test_pass_at_k() -> None:

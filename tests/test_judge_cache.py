@@ -139,7 +139,7 @@ def test_swapping_the_judge_regrades(store: Store) -> None:
 
 def test_swapping_the_templates_regrades(store: Store, upstream_prompts: Path) -> None:
     backend = CountingBackend()
-    ours = LLMJudge(backend, model_name="fake")
+    ours = LLMJudge(backend, model_name="fake", templates="codal-eval")
     upstream = LLMJudge(backend, model_name="fake", templates=str(upstream_prompts))
     assert ours.grade_key(items()[0]) != upstream.grade_key(items()[0])
     grade_cached(store, ours, items(), cached_generate(store, backend))

@@ -67,7 +67,7 @@ def test_upstream_unsafe_or_unknown_placeholders_rejected(
 
 
 def test_our_templates_render_every_preference_strictly() -> None:
-    ts = load_templates("codal")
+    ts = load_templates("codal-eval")
     assert ts.syntax == "jinja2"
     assert set(ts.preferences) == set(PREFERENCES)
     assert ts.settings() == {
@@ -86,14 +86,14 @@ def test_our_templates_render_every_preference_strictly() -> None:
 
 
 def test_our_templates_missing_variable_is_an_error() -> None:
-    ts = load_templates("codal")
+    ts = load_templates("codal-eval")
     with pytest.raises(UsageError, match="response"):
         ts.render_user("style", instruction="i", reference="r")
 
 
 def test_our_templates_are_not_the_upstream_text(upstream_prompts: Path) -> None:
     """Our wording is our own: no upstream sentence appears in our templates."""
-    ours = "\n".join(p.read_text() for p in load_templates("codal").folder.glob("*.jinja"))
+    ours = "\n".join(p.read_text() for p in load_templates("codal-eval").folder.glob("*.jinja"))
     for f in upstream_prompts.glob("codal_judge_*.txt"):
         for line in f.read_text().splitlines():
             if len(line) > 40:
@@ -102,12 +102,12 @@ def test_our_templates_are_not_the_upstream_text(upstream_prompts: Path) -> None
 
 def _copy_codal(tmp_path: Path) -> Path:
     dst = tmp_path / "mine"
-    shutil.copytree(load_templates("codal").folder, dst)
+    shutil.copytree(load_templates("codal-eval").folder, dst)
     return dst
 
 
 def test_hash_changes_with_any_file_or_setting(tmp_path: Path) -> None:
-    base = load_templates("codal").sha256
+    base = load_templates("codal-eval").sha256
     d = _copy_codal(tmp_path)
     assert load_templates(str(d)).sha256 == base  # same files elsewhere: same hash
     (d / "user_style.jinja").write_text((d / "user_style.jinja").read_text() + "\n")

@@ -63,4 +63,7 @@ def test_rationale_is_the_text_before_the_rating_line() -> None:
 
 def test_regex_in_settings_is_the_published_one() -> None:
     assert PAPER_SETTINGS["rating_regex"] == PUBLISHED.pattern
-    assert load_templates("codal").pattern.pattern == PUBLISHED.pattern
+    assert load_templates("codal-eval").pattern.pattern == PUBLISHED.pattern
+    assert load_templates("codal").name == "codal-eval"  # the set's former name still loads it
+    assert load_templates().name == "paper"
+    assert load_templates().pattern.pattern == PUBLISHED.pattern

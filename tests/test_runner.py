@@ -131,11 +131,15 @@ def test_swapping_templates_regrades(
     codal_data: Path, store_path: Path, upstream_prompts: Path
 ) -> None:
     store = Store(store_path)
-    run(_opts(codal_data, limit=1), store)
+    run(_opts(codal_data, limit=1, judge_templates="codal-eval"), store)
     run(_opts(codal_data, limit=1, judge_templates=str(upstream_prompts)), store)
     assert len(CountingBackend.calls) == 5
     assert len(JudgeBackend.calls) == 10
     run(_opts(codal_data, limit=1, judge_templates=str(upstream_prompts)), store)
+    assert len(JudgeBackend.calls) == 10
+    # The default (the paper's prompts read from the pinned source files) sends the very same
+    # judge requests as the paper's prompts given as .txt files: answered from the cache.
+    run(_opts(codal_data, limit=1), store)
     assert len(JudgeBackend.calls) == 10
 
 

@@ -4,6 +4,10 @@ The file is EvalPlus-compatible JSONL: one object per line with `task_id` and `s
 code) or `completion` (text that follows the prompt). Several lines for one task are its samples
 0, 1, 2, ... in file order. A file that covers only some tasks restricts the run to those tasks,
 which is why the backend reports what it covers.
+
+As in `evalplus.evaluate`, a `solution` is the whole answer and a `completion` continues the
+prompt: when a request ends with an assistant message (a prefill; a code task puts the problem's
+prompt there for replay), the answer is that message followed by the completion.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class ReplayBackend:
         if not self.path.is_file():
             raise UsageError(f"replay: samples file {self.path} does not exist")
         self.sha256 = file_sha256(self.path)
-        self.answers: dict[str, list[str]] = {}
+        self.answers: dict[str, list[tuple[str, bool]]] = {}  # (text, is a completion)
         for n, row in read_jsonl(
             self.path, "replay: ", "an object with 'task_id' and 'solution' or 'completion'"
         ):
@@ -34,7 +38,7 @@ class ReplayBackend:
                     f"replay: {self.path}:{n}: field 'solution' or 'completion' is missing "
                     "or not a string"
                 )
-            self.answers.setdefault(row["task_id"], []).append(text)
+            self.answers.setdefault(row["task_id"], []).append((text, "solution" not in row))
         if not self.answers:
             raise UsageError(f"replay: {self.path}: no samples")
 
@@ -50,7 +54,10 @@ class ReplayBackend:
         for r in requests:
             texts = self.answers.get(r.item_id, [])
             if r.sample_index < len(texts):
-                out.append(Generation(r.key, texts[r.sample_index], finish_reason="replay"))
+                text, completion = texts[r.sample_index]
+                if completion and r.messages and r.messages[-1].role == "assistant":
+                    text = r.messages[-1].content + text
+                out.append(Generation(r.key, text, finish_reason="replay"))
             else:
                 out.append(
                     Generation(

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codal_bench.backends._prefill import is_prefill, render_prefill
 from codal_bench.checkpoints import (
     _shm_segments,
     _unlink_orphan_segments,
@@ -386,13 +387,28 @@ class VLLMBackend:
             )
             for g in groups
         ]
-        if self._has_template:
+        if not self._has_template:
+            prompts = ["\n\n".join(m.content for m in g.first.messages) for g in groups]
+            return list(llm.generate(prompts, params, use_tqdm=False))
+        # A final assistant message is a prefill: render it ourselves and let the model go on.
+        prefill = [i for i, g in enumerate(groups) if is_prefill(g.first)]
+        chat = [i for i in range(len(groups)) if i not in set(prefill)]
+        results: list[Any] = [None] * len(groups)
+        if chat:
             convs = [
-                [{"role": m.role, "content": m.content} for m in g.first.messages] for g in groups
+                [{"role": m.role, "content": m.content} for m in groups[i].first.messages]
+                for i in chat
             ]
-            return list(llm.chat(convs, params, use_tqdm=False))
-        prompts = ["\n\n".join(m.content for m in g.first.messages) for g in groups]
-        return list(llm.generate(prompts, params, use_tqdm=False))
+            outs = llm.chat(convs, [params[i] for i in chat], use_tqdm=False)
+            for i, out in zip(chat, outs, strict=True):
+                results[i] = out
+        if prefill:
+            tokenizer = llm.get_tokenizer()
+            texts = [render_prefill(tokenizer, groups[i].first.messages) for i in prefill]
+            outs = llm.generate(texts, [params[i] for i in prefill], use_tqdm=False)
+            for i, out in zip(prefill, outs, strict=True):
+                results[i] = out
+        return results
 
     def close(self) -> None:
         """Stop the engine-core process and drop our references so its memory is freed."""

@@ -7,6 +7,9 @@ nothing.
 
 Two upstream bugs are deliberately not reproduced: the judge sees only the answer text (upstream
 sent the whole record), and the requested reference column is the one used (upstream ignored it).
+The column is chosen once for the whole run; an item whose cell in it is empty is graded as a
+`judge_error` ("reference missing"), counted with the run's errors, never judged against another
+column.
 """
 
 from __future__ import annotations
@@ -163,6 +166,7 @@ class LLMJudge:
             raise UsageError("judge temperature must be >= 0 and max tokens >= 1")
         self._pattern = self.templates.pattern
         self._identity: dict[str, Any] | None = None
+        self._column: str | None = None  # fixed by the first reference_for()
 
     @classmethod
     def audit(cls, store: Any, **options: Any) -> Any:
@@ -198,9 +202,19 @@ class LLMJudge:
             }
         return self._identity
 
+    def describe(self) -> dict[str, Any]:
+        """For the run record: the template set (name, hash, pinned upstream files) and column."""
+        return {"templates": self.templates.describe(), "reference": self._column}
+
     def reference_for(self, columns: Sequence[str]) -> str:
-        """The column this judge uses given the data's columns (for the run config)."""
-        return reference_column(self.model_name, columns, self.requested_reference)
+        """The column this judge uses given the data's columns (for the run config).
+
+        The first call fixes the column for every item graded afterwards.
+        """
+        col = reference_column(self.model_name, columns, self.requested_reference)
+        if self._column is None:
+            self._column = col
+        return col
 
     def prepare(self, task_data: dict[str, Any]) -> None:
         """Resolve the reference column now, so a missing one fails before any call."""
@@ -214,15 +228,16 @@ class LLMJudge:
             "reference": self.reference_for(task_data.get("reference_columns", [])),
         }
 
-    def _inputs(self, item: GradeInput) -> tuple[str, str, str, str]:
-        """(preference, instruction, reference column, reference text) of one item."""
+    def _inputs(self, item: GradeInput) -> tuple[str, str, str, str | None]:
+        """(preference, instruction, reference column, reference text or None if missing)."""
         data = item.sample.data
         pref = str(data.get("preference") or item.sample.group)
         if "instruction" not in data:
             raise UsageError(f"item {item.sample.item_id!r} has no 'instruction': not CODAL data")
-        cols = [k for k, v in data.items() if k.endswith(REFERENCE_SUFFIX) and v is not None]
-        col = self.reference_for(cols)
-        return pref, str(data["instruction"]), col, str(data[col])
+        col = self._column or self.reference_for([k for k in data if k.endswith(REFERENCE_SUFFIX)])
+        ref = data.get(col)
+        present = isinstance(ref, str) and ref.strip() != ""
+        return pref, str(data["instruction"]), col, ref if present else None
 
     def grade_key(self, item: GradeInput) -> str:
         pref, instruction, col, ref = self._inputs(item)
@@ -232,7 +247,7 @@ class LLMJudge:
                 "judge": self.identity(),
                 "templates_sha256": self.templates.sha256,
                 "answer_sha256": _sha(item.answer),
-                "reference_sha256": _sha(ref),
+                "reference_sha256": _sha(ref) if ref is not None else f"missing:{col}",
                 "instruction_sha256": _sha(instruction),
                 "preference": pref,
                 "repeat": item.repeat,
@@ -246,7 +261,9 @@ class LLMJudge:
     # -- grading -------------------------------------------------------------------------------
 
     def messages(self, item: GradeInput) -> list[Message]:
-        pref, instruction, _, ref = self._inputs(item)
+        pref, instruction, col, ref = self._inputs(item)
+        if ref is None:
+            raise UsageError(f"item {item.sample.item_id!r} has no reference in column {col!r}")
         values = {"instruction": instruction, "reference": ref, "response": item.answer}
         system = self.templates.render_system(preference=pref, **values)
         user = self.templates.render_user(pref, **values)
@@ -266,16 +283,22 @@ class LLMJudge:
         """One request per input (inputs already carry their repeat index), one batch call."""
         if not items:
             return []
-        # Build everything first: a template or data problem fails before any paid call.
-        prepared = [(it, self._inputs(it)[2], self.request(it), self.grade_key(it)) for it in items]
+        # Build everything first: a template or data problem fails before any paid call. An item
+        # without a reference gets no request: it is graded as an error of its own.
+        prepared: list[tuple[GradeInput, str, Request | None, str]] = []
+        for it in items:
+            _, _, col, ref = self._inputs(it)
+            req = self.request(it) if ref is not None else None
+            prepared.append((it, col, req, self.grade_key(it)))
         unique: dict[str, Request] = {}
         for _, _, req, _ in prepared:
-            unique.setdefault(req.key, req)
+            if req is not None:
+                unique.setdefault(req.key, req)
         # Failed calls come back as Generations with `error` set (the runner owns retries); an
         # exception here is the runner's own failure (store, interrupt) and must propagate.
-        by_key = {g.key: g for g in generate(list(unique.values()))}
+        by_key = {g.key: g for g in generate(list(unique.values()))} if unique else {}
         return [
-            self._grade_one(it, col, req, key, by_key.get(req.key))
+            self._grade_one(it, col, req, key, by_key.get(req.key) if req is not None else None)
             for it, col, req, key in prepared
         ]
 
@@ -283,7 +306,7 @@ class LLMJudge:
         self,
         item: GradeInput,
         column: str,
-        req: Request,
+        req: Request | None,
         key: str,
         gen: Generation | None,
     ) -> Grade:
@@ -294,9 +317,16 @@ class LLMJudge:
             "judge_model": self.model_name,
             "templates": {"name": self.templates.name, "sha256": self.templates.sha256},
             "repeat": item.repeat,
-            "request_key": req.key,
+            "request_key": req.key if req is not None else None,
             "answer_chars": len(item.answer),
         }
+        if req is None:
+            details.update(
+                error=f"reference missing: the item's {column!r} cell is empty",
+                reference_missing=True,
+                out_of_range=False,
+            )
+            return Grade(key, "judge_error", None, None, details)
         if gen is None or not gen.ok:
             error = (gen.error if gen is not None else None) or "the judge returned no output"
             details.update(error=error, out_of_range=False)

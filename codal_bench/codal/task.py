@@ -1,7 +1,10 @@
 """CODAL-Bench: loading (HF dataset or a local file), schema checks and the candidate prompt.
 
 The candidate prompt follows the paper: an empty system message and a user message made of one
-guideline sentence for the row's preference, a blank line, and the instruction.
+guideline sentence for the row's preference, a blank line, and the instruction. The sentences are
+by default the paper's (entry 0 of `principles[preference]` in the authors' pinned
+`src/templates/principles.py`, see upstream.py); `codal-eval` names our own sentences (in
+tasks/codal-bench.yaml), and a path names an upstream-style principles.json.
 """
 
 from __future__ import annotations
@@ -86,6 +89,27 @@ def validate_rows(rows: list[dict[str, Any]], source: str) -> list[str]:
     return refs
 
 
+PAPER_GUIDELINES = "paper"
+OWN_GUIDELINES = "codal-eval"
+GUIDELINE_SETS = (PAPER_GUIDELINES, OWN_GUIDELINES)
+# Protocol presets for the lead's --protocol wiring: candidate guidelines, judge templates,
+# candidate sampling and samples per item. The paper: greedy decoding, up to 1024 new tokens.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "principles": PAPER_GUIDELINES,
+        "judge_templates": "paper",
+        "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024},
+        "samples": 1,
+    },
+    "codal-eval": {
+        "principles": OWN_GUIDELINES,
+        "judge_templates": "codal-eval",
+        "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024},
+        "samples": 1,
+    },
+}
+
+
 class CodalBenchTask:
     name = "codal-bench"
     scoring = CodalScoring()
@@ -99,8 +123,27 @@ class CodalBenchTask:
         self.data_sha256 = ""
         self.reference_columns: list[str] = []
 
-    def _guidelines(self, principles: str | None) -> tuple[dict[str, str], dict[str, str]]:
-        if principles is None:
+    def _guidelines(self, principles: str | None) -> tuple[dict[str, str], dict[str, Any]]:
+        """(preference -> guideline sentence, the prompt set's name and hash for the record)."""
+        principles = {"codal": OWN_GUIDELINES}.get(principles or "", principles)
+        if principles in (None, PAPER_GUIDELINES):
+            from . import upstream
+
+            paper = upstream.paper_prompts()
+            missing = [p for p in PREFERENCES if not paper.principles.get(p)]
+            if missing:
+                raise UsageError(f"{upstream.PRINCIPLES_FILE}: no principles for {missing}")
+            g = {p: paper.principles[p][0] for p in PREFERENCES}
+            return g, {
+                "name": PAPER_GUIDELINES,
+                "sha256": content_hash(g),
+                "upstream": {
+                    "repository": upstream.REPOSITORY,
+                    "commit": upstream.COMMIT,
+                    "files": {upstream.PRINCIPLES_FILE: upstream.PINNED[upstream.PRINCIPLES_FILE]},
+                },
+            }
+        if principles == OWN_GUIDELINES:
             given = self.config.get("guidelines")
             given = given if isinstance(given, dict) else {}
             missing = [p for p in PREFERENCES if not str(given.get(p) or "").strip()]
@@ -110,7 +153,7 @@ class CodalBenchTask:
                     f"{', '.join(missing)}"
                 )
             g = {p: str(given[p]).strip() for p in PREFERENCES}
-            return g, {"name": "codal", "sha256": content_hash(g)}
+            return g, {"name": OWN_GUIDELINES, "sha256": content_hash(g)}
         path = Path(principles)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -168,7 +211,11 @@ class CodalBenchTask:
                 continue
             taken[pref] = taken.get(pref, 0) + 1
             fields = {"instruction": r["instruction"], "preference": pref}
-            fields.update({c: r[c] for c in self.reference_columns if isinstance(r.get(c), str)})
+            # Every reference column on every item: an empty cell stays visible as None/"" and is
+            # an error for that item at grading, never a reason to read another column.
+            fields.update(
+                {c: r[c] if isinstance(r.get(c), str) else None for c in self.reference_columns}
+            )
             samples.append(Sample(self.name, iid, pref, fields))
         if wanted is not None:
             unknown = wanted - {s.item_id for s in samples}
@@ -176,7 +223,8 @@ class CodalBenchTask:
                 raise UsageError(f"unknown CODAL-Bench item ids: {', '.join(sorted(unknown)[:5])}")
         return samples
 
-    def messages(self, sample: Sample) -> list[Message]:
+    def messages(self, sample: Sample, backend: str = "openai") -> list[Message]:
+        """The same for every backend: the paper sent API and local models the same messages."""
         guideline = self.guidelines[sample.data["preference"]]
         return [
             Message("system", ""),
@@ -191,5 +239,6 @@ class CodalBenchTask:
             "source": self.source,
             "data_sha256": self.data_sha256,
             "prompt_sha256": self.prompt_set["sha256"],
+            "prompt_set": self.prompt_set,
             "reference_columns": self.reference_columns,
         }

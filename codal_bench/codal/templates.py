@@ -1,4 +1,8 @@
-"""Judge template sets: our YAML + jinja2 layout, and the upstream `str.format` prompt files.
+"""Judge template sets: the paper's prompts (default), our YAML + jinja2 layout, upstream .txt.
+
+`paper` (the default) is read from the authors' pinned source files (see `upstream.py`);
+`codal-eval` is our own wording, available by name; a folder path loads either a folder in our
+layout (judge.yaml) or the paper's prompts as separate .txt files.
 
 A template set is everything that decides what the judge is asked and how its answer is read:
 system prompt, one user template per preference, rating regex, scale and sampling defaults. Its
@@ -14,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,10 @@ from ..resources import data_dir
 from ..types import UsageError, canonical_json
 from .scores import PREFERENCES
 
-DEFAULT_SET = "codal"
+PAPER_SET = "paper"
+OWN_SET = "codal-eval"
+DEFAULT_SET = PAPER_SET
+ALIASES = {"codal": OWN_SET}  # the name our own set had before the paper's became the default
 YAML_FILE = "judge.yaml"
 UPSTREAM_SYSTEM = "codal_judge_system_prompt.txt"
 UPSTREAM_USER = "codal_judge_user_template_{preference}.txt"
@@ -66,9 +73,14 @@ class TemplateSet:
     def pattern(self) -> re.Pattern[str]:
         return re.compile(self.rating_regex)
 
+    upstream: dict[str, Any] | None = None  # the pinned upstream files, for the paper set
+
     def describe(self) -> dict[str, Any]:
         """What a run record stores about the templates."""
-        return {"name": self.name, "sha256": self.sha256, "syntax": self.syntax}
+        out: dict[str, Any] = {"name": self.name, "sha256": self.sha256, "syntax": self.syntax}
+        if self.upstream is not None:
+            out["upstream"] = self.upstream
+        return out
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -105,8 +117,11 @@ class TemplateSet:
 
 
 def load_templates(spec: str | None = None) -> TemplateSet:
-    """A template set by NAME (a folder under the judges data folder) or by DIR."""
+    """A template set by NAME (`paper`, or a folder under the judges data folder) or by DIR."""
     spec = spec or DEFAULT_SET
+    spec = ALIASES.get(spec, spec)
+    if spec == PAPER_SET:
+        return _load_paper()
     path = Path(spec).expanduser()
     root = data_dir("judges")
     folder = root / spec
@@ -120,7 +135,7 @@ def load_templates(spec: str | None = None) -> TemplateSet:
         return _load_folder(path.resolve(), str(path.resolve()))
     from ..registry import suggest
 
-    names = sorted(p.name for p in root.iterdir() if (p / YAML_FILE).is_file())
+    names = sorted([PAPER_SET, *(p.name for p in root.iterdir() if (p / YAML_FILE).is_file())])
     raise UsageError(f"unknown judge templates {spec!r}{suggest(spec, names)}")
 
 
@@ -153,8 +168,30 @@ def _load_upstream(folder: Path, name: str) -> TemplateSet:
     texts = {f: _read(folder / f) for f in (UPSTREAM_SYSTEM, *users.values())}
     return _build(
         name, folder, "str.format", "upstream CODAL-Bench judge prompts", UPSTREAM_SYSTEM,
-        users, texts, dict(PAPER_SETTINGS), VARIABLES, hashed_files=sorted(texts),
+        users, texts, dict(PAPER_SETTINGS), VARIABLES, hashed=_files(folder, sorted(texts)),
     )  # fmt: skip
+
+
+def _load_paper() -> TemplateSet:
+    """The paper's judge prompts, read from the pinned upstream files (fetched if need be)."""
+    from . import upstream
+
+    prompts = upstream.paper_prompts()
+    missing = [p for p in PREFERENCES if p not in prompts.templates]
+    if missing:
+        raise UsageError(f"{upstream.TEMPLATES_FILE}: no template for {', '.join(missing)}")
+    system = "single_grading_system_prompt"
+    users = {p: f"single_grading_templates[{p}]" for p in PREFERENCES}
+    texts = {system: prompts.system, **{users[p]: prompts.templates[p] for p in PREFERENCES}}
+    files = [upstream.TEMPLATES_FILE]
+    hashed = [(f, upstream.fetch(f)) for f in files]
+    ts = _build(
+        PAPER_SET, upstream.source_dir(), "str.format",
+        f"the paper's judge prompts ({upstream.REPOSITORY}@{upstream.COMMIT[:7]})", system,
+        users, texts, dict(PAPER_SETTINGS), VARIABLES, hashed=hashed,
+    )  # fmt: skip
+    info = {"repository": upstream.REPOSITORY, "commit": upstream.COMMIT}
+    return replace(ts, upstream={**info, "files": {f: upstream.PINNED[f] for f in files}})
 
 
 def _load_yaml(folder: Path, name: str) -> TemplateSet:
@@ -201,8 +238,12 @@ def _load_yaml(folder: Path, name: str) -> TemplateSet:
     )
     return _build(
         name, folder, syntax, str(conf.get("description", "")).strip(), system, users, texts,
-        settings, variables, hashed_files=hashed,
+        settings, variables, hashed=_files(folder, hashed),
     )  # fmt: skip
+
+
+def _files(folder: Path, rels: list[str]) -> list[tuple[str, bytes]]:
+    return [(rel, (folder / rel).read_bytes()) for rel in rels]
 
 
 def _build(
@@ -216,7 +257,7 @@ def _build(
     settings: dict[str, Any],
     variables: tuple[str, ...],
     *,
-    hashed_files: list[str],
+    hashed: list[tuple[str, bytes]],
 ) -> TemplateSet:
     where = folder / YAML_FILE if (folder / YAML_FILE).exists() else folder
     unsupported = [v for v in variables if v not in VARIABLES]
@@ -250,9 +291,9 @@ def _build(
         env = _jinja_env(folder, texts, variables)
 
     digest = hashlib.sha256()
-    for rel in hashed_files:
+    for rel, data in hashed:
         digest.update(rel.encode("utf-8") + b"\0")
-        digest.update((folder / rel).read_bytes() + b"\0")
+        digest.update(data + b"\0")
     resolved = {"syntax": syntax, "system": system, "user": users, **settings}
     digest.update(canonical_json(resolved).encode("utf-8"))
     return TemplateSet(

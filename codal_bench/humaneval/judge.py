@@ -13,7 +13,8 @@ class ExecJudge:
 
     A grade is "pass" only when both groups pass; otherwise the worst of the two outcomes
     ("fail" < "timeout" < "error"). Options are keyword arguments so the registry can build it
-    with none.
+    with none. `extraction` names how an answer becomes the program (see extract.py); the task
+    says which one applies to a backend (`HumanEvalPlusTask.extraction(backend)`).
     """
 
     kind = "exec"
@@ -25,9 +26,12 @@ class ExecJudge:
         time_factor: float = 4.0,
         min_time_limit: float = 1.0,
         progress: bool = True,
+        extraction: str = "sanitize",
     ) -> None:
         from .checker import HumanEvalChecker
+        from .extract import check_extraction
 
+        self.extraction = check_extraction(extraction)
         self.checker = HumanEvalChecker(
             cache_dir=cache_dir,
             workers=workers,
@@ -37,7 +41,14 @@ class ExecJudge:
         )
 
     def identity(self) -> dict[str, Any]:
-        return {"judge": "humaneval-exec", **self.checker.identity()}
+        ident = {"judge": "humaneval-exec", **self.checker.identity()}
+        if self.extraction != "codal-eval":  # the former rule keeps its former grade keys
+            ident["extraction"] = self.extraction
+            if self.extraction in ("sanitize", "evalplus-local"):
+                from .evalplus_source import evalplus_prompts
+
+                ident["evalplus"] = evalplus_prompts().version
+        return ident
 
     def prepare(self, task_data: dict[str, Any]) -> None:
         """Nothing to resolve before grading: `preflight` checks the sandbox."""
@@ -55,6 +66,11 @@ class ExecJudge:
         finally:
             sandbox.close()
 
+    def describe(self) -> dict[str, Any]:
+        """For the run record: how answers became programs."""
+        return {"extraction": self.extraction, **{k: v for k, v in self.identity().items()
+                                                   if k == "evalplus"}}  # fmt: skip
+
     def grade_key(self, item: GradeInput) -> str:
         return content_hash(
             {
@@ -66,7 +82,7 @@ class ExecJudge:
         )
 
     def grade(self, items: Sequence[GradeInput], generate: GenerateFn) -> list[Grade]:
-        from .task import extract_code
+        from .extract import program
 
         if not items:
             return []
@@ -75,7 +91,7 @@ class ExecJudge:
         jobs = []
         for it in items:
             p = it.sample.data
-            jobs.append((p, extract_code(it.answer, p["prompt"], p["entry_point"])))
+            jobs.append((p, program(self.extraction, it.answer, p)))
         results = self.checker.check_many(jobs, expected)
         grades = []
         for it, res in zip(items, results, strict=False):

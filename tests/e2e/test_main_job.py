@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 def short_judge(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     """Our judge templates with a shorter rationale budget (the YAML is the place for it)."""
     d = tmp_path_factory.mktemp("judge") / "codal-short"
-    shutil.copytree(repo_root / "judges" / "codal", d)
+    shutil.copytree(repo_root / "judges" / "codal-eval", d)
     cfg = yaml.safe_load((d / "judge.yaml").read_text())
     cfg["max_tokens"] = 160
     (d / "judge.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,0 +1,61 @@
+"""From a model's answer to the program that is run: EvalPlus' own rules, by name.
+
+| name | program | where EvalPlus does the same |
+| --- | --- | --- |
+| `sanitize` | `evalplus.sanitize.sanitize(answer, entry_point)` | codegen's API providers |
+| `evalplus-local` | the same after tabs become four spaces | codegen's vLLM/HF providers |
+| `as-written` | the answer itself | `evalplus.evaluate` on a `solution` |
+| `codal-eval` | our own fence-and-def extraction (`extract_code`) | nowhere: our former rule |
+
+Replay files follow `evalplus.evaluate`: a `solution` is run as written, a `completion` is
+appended to the prompt (the replay backend does that, see backends/replay.py); `--sanitize`
+applies `sanitize` to either.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..types import UsageError
+
+EXTRACTIONS = ("sanitize", "evalplus-local", "as-written", "codal-eval")
+
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(reply: str, prompt: str, entry_point: str) -> str:
+    """codal-eval's former extraction (the `codal-eval` prompt set).
+
+    Takes the fenced block that defines `entry_point` (else the first fenced block, else the raw
+    reply). If the code does not define `entry_point`, it is taken as a body completion and put
+    after the prompt.
+    """
+    blocks = _FENCE.findall(reply)
+    defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
+    code = next((b for b in blocks if defines.search(b)), blocks[0] if blocks else reply)
+    if defines.search(code):
+        return code
+    return prompt + code
+
+
+def check_extraction(name: str) -> str:
+    if name not in EXTRACTIONS:
+        raise UsageError(f"unknown code extraction {name!r} (known: {', '.join(EXTRACTIONS)})")
+    return name
+
+
+def program(extraction: str, answer: str, problem: dict[str, Any]) -> str:
+    """The program to run for `answer` to `problem` under the named extraction."""
+    if extraction == "as-written":
+        return answer
+    if extraction == "codal-eval":
+        return extract_code(answer, problem["prompt"], problem["entry_point"])
+    if extraction == "evalplus-local":
+        answer = answer.replace("\t", "    ")
+    elif extraction != "sanitize":
+        check_extraction(extraction)
+    from evalplus.sanitize import sanitize
+
+    result: str = sanitize(answer, entrypoint=problem["entry_point"])
+    return result
