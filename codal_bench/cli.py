@@ -5,6 +5,7 @@ Imports are deferred into the commands so that `codal-eval --help` stays instant
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,26 @@ def _data_map(values: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
         else:
             bare.append(v)
     return by_task, bare
+
+
+def _settings(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`--set TASK.KEY=VALUE` (repeatable) -> {task: {key: value}}, numbers as numbers."""
+    import json
+
+    from .types import BadFlag
+
+    out: dict[str, dict[str, Any]] = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        task, dot, key = name.rpartition(".")
+        if not sep or not dot or not task or not key:
+            raise BadFlag(f"--set {v!r}: expected TASK.KEY=VALUE")
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(task, {})[key] = parsed
+    return out
 
 
 def _console(stderr: bool = False) -> Any:
@@ -181,6 +202,33 @@ def _store_option(f: F) -> F:
     metavar="NAME|FILE",
     help="Candidate guidelines: paper (default), codal-eval, or a principles.json (entry 0).",
 )
+@click.option(
+    "--prompt-set",
+    metavar="NAME",
+    help="A task's named candidate prompts, e.g. evalplus (default), paper or codal-eval.",
+)
+@click.option(
+    "--protocol",
+    metavar="NAME",
+    help="A published protocol for every task: prompts, sampling, samples and judge templates "
+    "(paper, evalplus, codal-eval; flags given as well win).",
+)
+@click.option(
+    "--sanitize", is_flag=True, help="Extract the code of raw replies in a samples file first."
+)
+@click.option(
+    "--upstream",
+    metavar="DIR",
+    envvar="CODAL_BENCH_UPSTREAM",
+    help="A folder laid out like the paper's repository, instead of downloading its prompt files.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="TASK.KEY=VALUE",
+    help="A sampling setting of one task: temperature, top_p, max_tokens, seed or samples.",
+)
 @click.option("--samples", type=click.IntRange(1), help="Samples per HumanEval+ task (for pass@k).")
 @click.option("--temperature", type=float)
 @click.option("--top-p", type=float)
@@ -216,6 +264,8 @@ def run_cmd(**kw: Any) -> None:
 
     tasks = _split(kw["tasks"]) or []
     data, data_files = _data_map(kw["data"])
+    if kw["upstream"]:  # read by the task that fetches the paper's prompt files
+        os.environ["CODAL_BENCH_UPSTREAM"] = str(kw["upstream"])
     m_opts = backend_options(kw["model_kv"], kw["base_url"], "-M")
     j_opts = backend_options(kw["judge_kv"], kw["judge_base_url"], "-J")
     opts = RunOptions(
@@ -227,6 +277,10 @@ def run_cmd(**kw: Any) -> None:
         data=data,
         data_files=data_files,
         principles=kw["principles"],
+        prompt_set=kw["prompt_set"],
+        protocol=kw["protocol"],
+        sanitize=kw["sanitize"],
+        settings=_settings(kw["settings"]),
         reference=kw["reference"],
         judge_templates=kw["judge_templates"],
         model_options=m_opts,

@@ -52,6 +52,10 @@ class RunOptions:
     data: dict[str, str] = field(default_factory=dict)  # task -> local data file
     data_files: list[str] = field(default_factory=list)  # files given without TASK=
     principles: str | None = None
+    prompt_set: str | None = None  # a task's named candidate prompt set (e.g. evalplus, paper)
+    sanitize: bool = False  # run raw replies of a samples file through the task's extraction
+    protocol: str | None = None  # a preset per task: prompts, sampling, samples, judge templates
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set TASK.key=VALUE
     reference: str | None = None
     judge_templates: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -75,13 +79,17 @@ class RunOptions:
     # What a repeat of the run may reuse: never the candidate's own backend options (another
     # model), never a credential, never a one-off (dry run, cost cap).
     _REPEATABLE = (
-        "judge", "tasks", "data", "principles", "reference", "judge_templates",
-        "judge_options", "judge_repeats", "timeout_s",
+        "judge", "tasks", "data", "principles", "prompt_set", "sanitize", "protocol",
+        "reference", "judge_templates", "judge_options", "judge_repeats", "timeout_s",
     )  # fmt: skip
 
     def task_options(self) -> dict[str, Any]:
         """Options handed to every task's constructor (a task ignores what it does not use)."""
-        return {"principles": self.principles} if self.principles else {}
+        given = {"principles": self.principles, "prompts": self.prompt_set}
+        out: dict[str, Any] = {k: v for k, v in given.items() if v}
+        if self.sanitize:
+            out["sanitize"] = True
+        return out
 
     def to_stored(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self._REPEATABLE}

@@ -52,7 +52,14 @@ def task_sampling(
     `--samples` applies to tasks graded without a model judge (pass@k); `opts.task_sampling[name]`
     (used to repeat a stored run exactly) wins over everything.
     """
-    g = {**task_cfg.get("generation", {}), **opts.task_sampling.get(name, {})}
+    p = preset(name, opts)
+    g = {
+        **task_cfg.get("generation", {}),
+        **p.get("sampling", {}),
+        **({"samples": p["samples"]} if "samples" in p else {}),
+        **opts.settings.get(name, {}),
+        **opts.task_sampling.get(name, {}),
+    }
     params = SamplingParams(
         temperature=float(
             opts.temperature if opts.temperature is not None else g.get("temperature", 0.0)
@@ -69,9 +76,27 @@ def task_sampling(
     return params, samples
 
 
+PRESET_RUN_KEYS = ("sampling", "samples", "judge_templates")
+
+
+def preset(name: str, opts: RunOptions) -> dict[str, Any]:
+    """The task's preset for `--protocol` ({} without one): prompts, sampling, samples, judge."""
+    if not opts.protocol:
+        return {}
+    presets = getattr(registry.load("task", name), "presets", None) or {}
+    if opts.protocol not in presets:
+        known = ", ".join(presets) or "none"
+        raise UsageError(f"task {name} has no protocol {opts.protocol!r} (its protocols: {known})")
+    found: dict[str, Any] = presets[opts.protocol]
+    return found
+
+
 def make_task(name: str, opts: RunOptions) -> Task:
+    """The task built with its preset's options, the command line's winning."""
     cls = registry.load("task", name)
-    task: Task = cls(**opts.task_options())
+    options = {k: v for k, v in preset(name, opts).items() if k not in PRESET_RUN_KEYS}
+    options.update(opts.task_options())
+    task: Task = cls(**options)
     return task
 
 
@@ -95,7 +120,12 @@ def run(
     t0 = time.monotonic()
     spec = parse_spec(opts.model, opts.model_options)
     judge_spec = parse_spec(opts.judge, opts.judge_options) if opts.judge else None
-    tasks = [make_task(t, opts) for t in _check_tasks(opts.tasks)]
+    names = _check_tasks(opts.tasks)
+    _check_settings(names, opts)
+    tasks = [make_task(t, opts) for t in names]
+    if opts.judge_templates is None:  # a protocol names the judge's templates too
+        chosen = [preset(t, opts).get("judge_templates") for t in names]
+        opts = dataclasses.replace(opts, judge_templates=next((c for c in chosen if c), None))
     data = assign_data(opts.data, opts.data_files, tasks)
     opts = dataclasses.replace(opts, data=data, data_files=[])  # recorded as resolved
     backend = build_backend(spec)
@@ -313,6 +343,34 @@ def _judge_plan(
 
 def _no_generate(requests: Sequence[Request]) -> list[Generation]:
     raise CodalError("this judge does not call a model")
+
+
+SETTING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "samples")
+
+
+def _check_settings(names: Sequence[str], opts: RunOptions) -> None:
+    """Sampling flags cannot leak from one benchmark into another: with several tasks, a global
+    --temperature/--top-p/--max-tokens is refused in favour of --set TASK.KEY=VALUE."""
+    flags = {
+        "--temperature": opts.temperature,
+        "--top-p": opts.top_p,
+        "--max-tokens": opts.max_tokens,
+    }
+    given = [f for f, v in flags.items() if v is not None]
+    if given and len(names) > 1 and not opts.task_sampling:
+        raise UsageError(
+            f"{', '.join(given)} would change every task of this run ({', '.join(names)}): set "
+            f"it for one with --set TASK.KEY=VALUE (e.g. --set {names[-1]}.temperature=0.8)"
+        )
+    for task, values in opts.settings.items():
+        if task not in names:
+            hint = registry.suggest(task, list(names))
+            raise UsageError(f"--set {task}.…: {task!r} is not a task of this run{hint}")
+        bad = [k for k in values if k not in SETTING_KEYS]
+        if bad:
+            raise UsageError(
+                f"--set {task}.{bad[0]}: not a setting (settings: {', '.join(SETTING_KEYS)})"
+            )
 
 
 def _check_tasks(names: Sequence[str]) -> list[str]:

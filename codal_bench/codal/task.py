@@ -113,6 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 class CodalBenchTask:
     name = "codal-bench"
     scoring = CodalScoring()
+    presets = PRESETS
 
     def __init__(self, principles: str | None = None, **_options: object) -> None:
         self.config = task_config(self.name)

@@ -91,6 +91,7 @@ class HumanEvalPlusTask:
     name = "humaneval-plus"
     release_name = "HumanEvalPlus"
     scoring = HumanEvalScoring()
+    presets = PRESETS
 
     def __init__(
         self, prompts: str = "evalplus", sanitize: bool = False, **_options: object
