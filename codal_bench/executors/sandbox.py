@@ -48,7 +48,8 @@ _SLOTS = 64
 _ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py").read_text()
 _USR = ("bin", "lib", "lib64")  # what the system python needs; nothing else of /usr
 _USERNS_KNOBS = (
-    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
+    ("/proc/sys/kernel/unprivileged_userns_clone", "0",
+     "sysctl -w kernel.unprivileged_userns_clone=1"),
     ("/proc/sys/user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces=15000"),
     ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
      "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
@@ -253,7 +254,9 @@ class SandboxExecutor:
         if not select.select([ours], [], [], 30.0)[0] or ours.recv(16) != b"ready":
             why = (self._discard_zygote(slot) or "no answer in 30 s").strip()
             if self.rootless and "namespace" in why.lower():
-                why += " (unprivileged user namespaces are disabled here: enable them, or run as root)"
+                why += (
+                    " (unprivileged user namespaces are disabled here: enable them, or run as root)"
+                )
             raise SandboxUnavailable(f"the sandbox did not start: {why}")
         return z
 

@@ -92,7 +92,7 @@ def syscall_number(name: str) -> int:
 
 
 def available() -> str:
-    """"" when filters can be built here, else why not."""
+    """ "" when filters can be built here, else why not."""
     try:
         compile_filter(False)
         syscall_number("keyctl")

@@ -333,7 +333,7 @@ def _session(meter, pidfd, ctl, to_child, from_child):
         if not body:
             return b"d"  # the parent is done: the candidate goes
         payload, cpu_limit, wall_limit, cap = marshal.loads(body)
-        out = memoryview(payload)
+        out = memoryview(struct.pack("<I", len(payload)) + payload)
         need = None
         status = OK
         meter.start(cpu_limit, wall_limit)
