@@ -284,7 +284,7 @@ class SandboxExecutor:
     def _finish(self, slot: int, z: _Zygote, backstop: float) -> tuple[int, float, bool, str]:
         """The zygote's report on the answer once its namespaces are gone. A zygote with no
         report by `backstop` is stopped, which takes every namespace under it along."""
-        if select.select([z.sock], [], [], backstop)[0]:
+        if z.sock.fileno() >= 0 and select.select([z.sock], [], [], backstop)[0]:
             try:
                 code, cpu, failed, why = marshal.loads(z.sock.recv(256))
                 return int(code), float(cpu), bool(failed), str(why)

@@ -131,7 +131,6 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
         (resource.RLIMIT_AS, config["memory"]),
         (resource.RLIMIT_FSIZE, config["file_size"]),
         (resource.RLIMIT_NOFILE, config["open_files"]),
-        (resource.RLIMIT_NPROC, forks + 1),  # counted in the fresh user namespace
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_MSGQUEUE, 0),
     ):
@@ -147,6 +146,9 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
         raise OSError("no uid map")
     os.setresgid(INNER_ID, INNER_ID, INNER_ID)
     os.setresuid(INNER_ID, INNER_ID, INNER_ID)
+    # Counted in the fresh user namespace; set only now, or it would also cap the parent
+    # namespace's count (which holds the zygotes' own processes when rootless).
+    resource.setrlimit(resource.RLIMIT_NPROC, (forks + 1, forks + 1))
     for cap in range(config["last_cap"] + 1):
         _prctl(PR_CAPBSET_DROP, cap)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -154,6 +156,9 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
     _prctl(PR_SET_PDEATHSIG, SIGKILL)
     if os.getuid() != INNER_ID or os.geteuid() != INNER_ID:
         raise OSError("uid switch did not hold")
+    # A session and process group of its own: signals to a process group cross pid namespaces,
+    # and rootless the zygote has the candidate's uid.
+    os.setsid()
     os.chdir("/tmp")
     for target, fd in enumerate(fds):
         os.dup2(fd, target)

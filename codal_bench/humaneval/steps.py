@@ -27,6 +27,7 @@ from codal_bench.humaneval.expected import CHILD_SOURCE, Expected
 _HONEST_SLOWDOWN = 4.0  # a batch's canonical CPU times this must stay under its budget
 _RECORD = 5  # tag byte + 4-byte length
 _SLACK = 1024  # room for one exception message
+_WHY = {"exited": "the program exited", "too_big": "output too large"}
 
 
 class Malformed(ValueError):
@@ -106,7 +107,7 @@ class AnswerRun:
         if st.status in ("cpu", "wall"):
             self._load = ("timeout", "load timeout")
         elif st.status != "ok":
-            self._load = ("fail", f"the program {st.status.replace('_', ' ')} while loading")
+            self._load = ("fail", _WHY.get(st.status, st.status) + " while loading")
         else:
             try:
                 recs = records(st.reply)
@@ -154,7 +155,7 @@ class AnswerRun:
             self.cpu_s += st.cpu_s
             spent += st.cpu_s
             if st.status != "ok":
-                return failed("fail", i, f"the program {st.status.replace('_', ' ')}")
+                return failed("fail", i, _WHY.get(st.status, st.status))
             try:
                 recs = records(st.reply)
             except Malformed:
