@@ -89,6 +89,7 @@ def test_check_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 # -- acceptance 1 through the real command line -------------------------------------------------
 
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "codal_bench.cli", *args],

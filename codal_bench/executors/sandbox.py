@@ -68,7 +68,7 @@ class SandboxLimits:
     file_size_bytes: int = 64 << 20  # also caps what the child can write to stdout/stderr
     tmp_size_bytes: int = 64 << 20
     open_files: int = 64
-    processes: int = 32  # only for trusted programs given workers (`run(..., forks=n)`)
+    processes: int = 32  # threads of an answer; processes only for `run(..., forks=n)`
 
 
 # Zygotes are started from this pool's one long-lived thread: ``bwrap --die-with-parent`` ties
@@ -192,6 +192,7 @@ class SandboxExecutor:
             "memory": lim.memory_bytes,
             "file_size": lim.file_size_bytes,
             "open_files": lim.open_files,
+            "processes": lim.processes,
             "last_cap": int(Path("/proc/sys/kernel/cap_last_cap").read_text()),
             "keyctl": seccomp.syscall_number("keyctl"),
             "seccomp": seccomp.compile_filter(False),

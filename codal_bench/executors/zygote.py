@@ -49,7 +49,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 0x1000, 0x4000, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 22, 24, 38
 SIGKILL, SIGUSR2 = 9, 12
 INNER_ID = 1000  # the candidate's uid and gid inside its own user namespace
@@ -126,6 +126,8 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
         "size=%d,mode=0700,uid=%d,gid=%d" % (config["tmp_size"], outer, outer),
     )
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for hidden in ("/proc/keys", "/proc/key-users"):  # rootless, the harness's keys share our uid
+        _mount("/dev/null", hidden, None, MS_BIND)
     for res, value in (
         (resource.RLIMIT_CPU, max(1, int(cpu + 1.999))),  # a backstop: the supervisor counts
         (resource.RLIMIT_AS, config["memory"]),
@@ -148,7 +150,9 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
     os.setresuid(INNER_ID, INNER_ID, INNER_ID)
     # Counted in the fresh user namespace; set only now, or it would also cap the parent
     # namespace's count (which holds the zygotes' own processes when rootless).
-    resource.setrlimit(resource.RLIMIT_NPROC, (forks + 1, forks + 1))
+    # Threads count too (seccomp leaves threads, not processes, to an answer).
+    nproc = max(config["processes"], forks + 1)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     for cap in range(config["last_cap"] + 1):
         _prctl(PR_CAPBSET_DROP, cap)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
