@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from codal_bench.humaneval.judge import ExecJudge
-from codal_bench.stats import pass_at_k
 from codal_bench.humaneval.task import (
     HumanEvalPlusMiniTask,
     HumanEvalPlusTask,
     extract_code,
 )
+from codal_bench.stats import pass_at_k
 from codal_bench.types import GradeInput, Judge, Task, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
 from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
+from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
 from tests.sandbox_helpers import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]

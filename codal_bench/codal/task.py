@@ -17,8 +17,8 @@ from typing import Any
 from ..files import file_sha256, read_jsonl
 from ..resources import data_dir
 from ..scores import PREFERENCES
-from ..types import Message, Sample, UsageError, content_hash
 from ..taskfiles import task_config
+from ..types import Message, Sample, UsageError, content_hash
 
 REFERENCE_COLUMNS = (
     "gpt-4-turbo_response",
