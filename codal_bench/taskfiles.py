@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..resources import data_dir
-from ..types import UsageError
+from .resources import data_dir
+from .types import UsageError
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
