@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from codal_bench.executors import seccomp
-from codal_bench.executors.session import Session, parse_lines, tail
+from codal_bench.executors.session import Session, parse_lines, tail, tail_of, watch_output
 from codal_bench.types import CodalError, ExecResult
 
 SANDBOX_VERSION = "3"
@@ -368,7 +368,7 @@ class SandboxExecutor:
             fds = [fin.fileno(), fout.fileno(), ferr.fileno(), fprog.fileno()]
             self._send(slot, z, (key, "run", cpu_s, wall_s, forks), fds)
             if watch is not None:
-                self._watch(z.sock.fileno(), fout.fileno(), watch)
+                watch_output(z.sock.fileno(), fout.fileno(), watch)
             code, cpu, setup_failed, why = self._finish(slot, z, max(60.0, 20 * wall_s))
             wall = time.monotonic() - t0
             fout.seek(0)
@@ -397,26 +397,6 @@ class SandboxExecutor:
             exit_code=code,
             detail=detail,
         )
-
-    @staticmethod
-    def _watch(sock: int, fd: int, watch: Callable[[bytes], None]) -> None:
-        """Until the zygote reports, pass new output on a few times a second."""
-        seen = 0
-        while True:
-            ready, _, _ = select.select([sock], [], [], 0.25)
-            size = os.fstat(fd).st_size
-            if size > seen:  # pread: the child shares this file's offset
-                chunk = os.pread(fd, min(size - seen, 1 << 20), seen)
-                seen += len(chunk)
-                watch(chunk)
-            if ready:
-                return
-
-
-def tail_of(f: Any) -> str:
-    """The last characters a file holds, reading no more than those."""
-    size = os.fstat(f.fileno()).st_size
-    return tail(os.pread(f.fileno(), 4000, max(0, size - 4000)))
 
 
 __all__ = ["ExecResult", "SandboxExecutor", "SandboxLimits", "SandboxUnavailable", "Session"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import os
 import select
 import socket
 import struct
@@ -43,6 +44,27 @@ def parse_lines(out: bytes) -> tuple[list[Any], int]:
         except (ValueError, RecursionError):
             bad += 1
     return outputs, bad
+
+
+def tail_of(f: Any) -> str:
+    """The last characters a file holds, reading no more than those."""
+    size = os.fstat(f.fileno()).st_size
+    return tail(os.pread(f.fileno(), 4000, max(0, size - 4000)))
+
+
+def watch_output(sock: int, fd: int, watch: Callable[[bytes], None]) -> None:
+    """Until `sock` is readable (the zygote reports), pass output new in file `fd` on to
+    `watch` a few times a second."""
+    seen = 0
+    while True:
+        ready, _, _ = select.select([sock], [], [], 0.25)
+        size = os.fstat(fd).st_size
+        if size > seen:  # pread: the child shares this file's offset
+            chunk = os.pread(fd, min(size - seen, 1 << 20), seen)
+            seen += len(chunk)
+            watch(chunk)
+        if ready:
+            return
 
 
 @dataclass
@@ -118,7 +140,7 @@ class Session:
     def close(self) -> SessionEnd:
         """End the program (if still running) and report how it ended."""
         if self._end is None:
-            from codal_bench.executors.sandbox import SandboxUnavailable, tail_of
+            from codal_bench.executors.sandbox import SandboxUnavailable
 
             self.alive = False
             self._sock.close()
