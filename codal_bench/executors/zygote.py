@@ -4,32 +4,27 @@
 """Starts each candidate in fresh namespaces by forking an interpreter that is already running.
 
 Starting ``python3`` costs about 6 ms of CPU, more than most HumanEval+ candidates run, so one
-sandbox per worker holds this trusted process (the "zygote") and every candidate is a fork of it.
-Per request the zygote forks a **supervisor** (trusted code, outside the candidate's namespaces)
-which:
+sandbox per worker holds this trusted process (the "zygote"). Per request it forks a trusted
+**supervisor**, which enters a new pid namespace and forks the candidate into it as pid 1 (it
+sees no other process; killing it kills all it made, and nothing else). The candidate, still
+trusted code at first, takes new mount/network/IPC/UTS namespaces, mounts a size-capped ``/tmp``
+and a fresh ``/proc`` (``/proc/keys`` hidden), sets rlimits, joins a fresh anonymous session
+keyring, enters a fresh **user namespace** that the supervisor maps to a fresh uid (as root a
+random unprivileged host uid; rootless the user's own), starts its own session, drops every
+capability, sets no_new_privs, installs the seccomp filter, and runs the program. The supervisor
+enforces the limits from outside: it reads the candidate's CPU clock and run-queue wait
+(``/proc/PID/schedstat``) and kills it when a step uses more CPU than allowed, or spends longer
+than allowed *not* waiting for a CPU (a busy machine cannot turn CPU limits into timeouts).
 
-1. ``unshare``s new mount, pid, network, IPC and UTS namespaces and forks the candidate into
-   them as pid 1 of its own pid namespace (it sees no other process; killing it kills every
-   process it made, and nothing else);
-2. in the candidate: mounts a fresh size-capped tmpfs on ``/tmp`` and a fresh ``/proc``, sets
-   the rlimits, joins a fresh anonymous session keyring, enters a **fresh user namespace** (so
-   its user keyring and per-user counts are new too) mapped by the supervisor to a fresh uid
-   (as root: a random unprivileged host uid per answer; rootless: the user's own uid), drops
-   every capability, sets no_new_privs, installs the seccomp filter, and runs the program;
-3. enforces the limits from outside: it reads the candidate's CPU clock and its run-queue wait
-   (``/proc/PID/schedstat``) and kills it when a step uses more CPU than allowed, or spends longer
-   than allowed *not* waiting for a CPU (so a busy machine cannot turn CPU limits into timeouts).
-
-Protocol on the control socket (descriptor number in ``argv[1]``; the parent is trusted): a
-request is marshal bytes ``(key, mode, cpu, wall, forks)`` with descriptors. Mode ``"run"``
-passes the candidate's stdin, stdout, stderr and the program's source; the candidate runs once
-under ``cpu``/``wall``. Mode ``"session"`` passes stderr, the source and a stream socket to the
-parent: the parent sends steps ``[len][marshal (payload, cpu, wall, cap)]``, the supervisor
-writes the payload to the candidate's stdin (a pipe), reads one reply frame ``[len][bytes]``
-(at most ``cap`` bytes) from its stdout and answers ``[len][marshal (status, cpu, wall, reply)]``
-with status 0 ok, 1 CPU limit, 2 wall limit, 3 the candidate exited, 4 reply too large. The
-zygote's reply is ``marshal.dumps((exit_code, cpu_seconds, setup_failed, killed))`` once the
-candidate's namespaces are gone; ``killed`` is "" or "cpu"/"wall".
+Control socket (descriptor in ``argv[1]``; the parent is trusted): a request is marshal bytes
+``(key, mode, cpu, wall, forks)`` with descriptors. ``"run"`` passes stdin, stdout, stderr and
+the program's source; the candidate runs once under ``cpu``/``wall``. ``"session"`` passes
+stderr, the source and a stream socket: the parent sends steps ``[len][marshal (payload, cpu,
+wall, cap)]``; the supervisor writes ``[len][payload]`` to the candidate's stdin (a pipe), reads
+one reply frame ``[len][bytes]`` (at most ``cap`` bytes) from its stdout and answers ``[len]
+[marshal (status, cpu, wall, reply)]``: 0 ok, 1 CPU limit, 2 wall limit, 3 exited, 4 too large.
+Once the candidate's namespaces are gone the zygote replies ``marshal.dumps((exit_code,
+cpu_seconds, setup_failed, why))``, ``why`` one of "", "cpu", "wall", "exited".
 """
 
 import ctypes
