@@ -398,3 +398,22 @@ def test_signals_to_the_process_group_stay_inside(env: Any) -> None:
     assert r == {"pgid": 1, "sid": 1}  # its own session and group, as pid 1 of its namespace
     assert env[0].executor.zygote_pids() == before
     _ = signal
+
+
+# -- preflight: one clear line when no sandbox can be built ----------------------------------
+
+
+def test_preflight_names_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import codal_bench.executors.sandbox as sandbox
+
+    knob = tmp_path / "unprivileged_userns_clone"
+    knob.write_text("0\n")
+    monkeypatch.setattr(sandbox, "_USERNS_KNOBS", ((str(knob), "0", "sysctl -w x=1"),))
+    ex = SandboxExecutor(bwrap="no-such-bwrap")
+    ex.rootless = True  # as an unprivileged user on a host that disallows user namespaces
+    with pytest.raises(sandbox.SandboxUnavailable) as err:
+        ex.check()
+    line = str(err.value)
+    assert "\n" not in line
+    assert "bwrap (apt: bubblewrap)" in line
+    assert "unprivileged user namespaces" in line and "sysctl -w x=1" in line
