@@ -39,6 +39,11 @@ class ExecJudge:
     def identity(self) -> dict[str, Any]:
         return {"judge": "humaneval-exec", **self.checker.identity()}
 
+    def preflight(self) -> None:
+        """Raise `SandboxUnavailable` (one line: what is missing, how to enable it) unless a
+        sandbox starts here, as root or rootless; call before generating anything."""
+        self.checker.executor.check()
+
     def grade_key(self, item: GradeInput) -> str:
         return content_hash(
             {
