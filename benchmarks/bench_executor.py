@@ -1,16 +1,18 @@
-"""Our sandboxed HumanEval+ checker against EvalPlus 0.3.1, side by side in one process tree.
+"""Our sandboxed HumanEval+ checker against EvalPlus 0.3.1 (and a baseline checkout of ours).
 
-Measures, alternating the two tools in each round so that machine load hits both alike:
+Measures, alternating the tools in each round so that machine load hits all alike:
 
 * warm grading: the 164 canonical solutions with expected outputs already cached
-  (ours: `HumanEvalChecker.check_many`; EvalPlus: `evaluate(parallel=2)`),
+  (ours: `HumanEvalChecker.check_many`, 2 workers; EvalPlus: `evaluate(parallel=2)`),
 * cold preparation: expected outputs from scratch
   (ours: `HumanEvalChecker.prepare`; EvalPlus: its ground-truth step `get_groundtruth`),
 
-and prints the ratios (ours / EvalPlus) and our cache size. Absolute times are printed only next
-to the ratio they belong to.
+and prints per round the ratios ours / EvalPlus side by side with the baseline's (another
+checkout of this project, e.g. the commit before a change: ``--baseline DIR``) and ours /
+baseline. Each of our checkers runs in a subprocess importing its own checkout, timed from
+inside (after imports). Absolute times are printed only next to the ratio they belong to.
 
-    python benchmarks/bench_executor.py [--rounds N] [--data PATH]
+    python benchmarks/bench_executor.py [--rounds N] [--data PATH] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,27 +34,54 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "humanevalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
 
+_WORKER = r"""
+import gzip, json, sys, time
+from codal_bench.humaneval.checker import HumanEvalChecker
+data, cache = sys.argv[1:3]
+with gzip.open(data, "rt") as f:
+    rows = [json.loads(line) for line in f]
+checker = HumanEvalChecker(cache_dir=cache, workers=2, progress=False)
+t0 = time.perf_counter()
+expected = checker.prepare(rows)
+prepared = time.perf_counter() - t0
+results = checker.check_many([(r, r["prompt"] + r["canonical_solution"]) for r in rows], expected)
+total = time.perf_counter() - t0
+print(json.dumps({"prepare": prepared, "total": total,
+                  "passed": sum(r.status == "pass" for r in results)}))
+"""
+
 
 def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _ours(checkout: Path, data: Path, cache: Path) -> dict[str, float]:
+    """One fresh process of `checkout`'s checker: prepare (cold or from cache), then grade."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    p = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(data), str(cache)],
+        cwd=checkout, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if p.returncode != 0:
+        raise SystemExit(f"{checkout}: {p.stderr[-2000:]}")
+    out: dict[str, float] = json.loads(p.stdout.splitlines()[-1])
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--baseline", type=Path, help="another checkout to measure beside ours")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-executor-"))
     os.environ["HUMANEVAL_OVERRIDE_PATH"] = str(args.data)  # read by evalplus at import
     os.environ["XDG_CACHE_HOME"] = str(work / "xdg")  # evalplus' ground-truth cache lives here
-    sys.path.insert(0, str(ROOT))
     with contextlib.redirect_stdout(io.StringIO()):
         from evalplus.data import get_human_eval_plus, get_human_eval_plus_hash
         from evalplus.data.utils import CACHE_DIR
         from evalplus.evaluate import evaluate, get_groundtruth
-
-    from codal_bench.humaneval.checker import HumanEvalChecker
 
     with gzip.open(args.data, "rt") as f:
         rows = [json.loads(line) for line in f]
@@ -65,32 +95,25 @@ def main() -> int:
     )
     problems = get_human_eval_plus()
     dataset_hash = get_human_eval_plus_hash()
-    jobs = [(r, r["prompt"] + r["canonical_solution"]) for r in rows]
-
-    cold_ratios, warm_ratios, cache_sizes = [], [], []
+    mode = "rootless" if os.geteuid() else "root"
+    tools = {"ours": ROOT} | ({"base": args.baseline.resolve()} if args.baseline else {})
+    ratios: dict[str, list[float]] = {f"{k}-{t}": [] for k in ("cold", "warm") for t in tools}
+    cache_sizes = []
+    print(f"mode {mode}; tools {', '.join(f'{k}={v}' for k, v in tools.items())}", flush=True)
     for rnd in range(args.rounds):
-        ours_cache = work / f"ours-{rnd}"
+        caches = {t: work / f"{t}-{rnd}" for t in tools}
+        cold, warm, passed = {}, {}, {}
+        for t, checkout in tools.items():  # cold: from scratch (grading done there not timed)
+            cold[t] = _ours(checkout, args.data, caches[t])["prepare"]
         shutil.rmtree(CACHE_DIR, ignore_errors=True)
-
-        checker = HumanEvalChecker(cache_dir=ours_cache, workers=2, progress=False)
-        t0 = time.perf_counter()
-        checker.prepare(rows)
-        ours_cold = time.perf_counter() - t0
-        cache_sizes.append(_dir_size(ours_cache))
-
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             get_groundtruth(problems, dataset_hash, [])
         theirs_cold = time.perf_counter() - t0
-
-        # Warm: a fresh checker reads the cache from disk, as a new run would.
-        checker = HumanEvalChecker(cache_dir=ours_cache, workers=2, progress=False)
-        t0 = time.perf_counter()
-        expected = checker.prepare(rows)
-        results = checker.check_many(jobs, expected)
-        ours_warm = time.perf_counter() - t0
-        passed = sum(r.status == "pass" for r in results)
-
+        cache_sizes.append(_dir_size(caches["ours"]))
+        for t, checkout in tools.items():  # warm: a new process reads the cache, as a run would
+            res = _ours(checkout, args.data, caches[t])
+            warm[t], passed[t] = res["total"], int(res["passed"])
         result_file = work / "samples_eval_results.json"
         result_file.unlink(missing_ok=True)
         t0 = time.perf_counter()
@@ -101,30 +124,40 @@ def main() -> int:
         theirs_passed = sum(
             e["base_status"] == e["plus_status"] == "pass" for v in theirs.values() for e in v
         )
+        parts = []
+        for t in tools:
+            ratios[f"cold-{t}"].append(cold[t] / theirs_cold)
+            ratios[f"warm-{t}"].append(warm[t] / theirs_warm)
+            parts.append(
+                f"{t}: cold {ratios[f'cold-{t}'][-1]:.3f} ({cold[t]:.1f}s / {theirs_cold:.1f}s)"
+                f", warm {ratios[f'warm-{t}'][-1]:.3f} ({warm[t]:.1f}s / {theirs_warm:.1f}s)"
+                f", passed {passed[t]}/164"
+            )
+        if "base" in tools:
+            parts.append(
+                f"ours/base: cold {cold['ours'] / cold['base']:.3f}, "
+                f"warm {warm['ours'] / warm['base']:.3f}"
+            )
+        parts.append(f"EvalPlus passed {theirs_passed}/164")
+        parts.append(f"our cache {cache_sizes[-1] / 1e6:.2f} MB")
+        print(f"round {rnd + 1} [{mode}]: " + "; ".join(parts), flush=True)
 
-        cold_ratios.append(ours_cold / theirs_cold)
-        warm_ratios.append(ours_warm / theirs_warm)
-        print(
-            f"round {rnd + 1}: cold prepare ratio {cold_ratios[-1]:.3f} "
-            f"(ours {ours_cold:.1f}s / EvalPlus ground truth {theirs_cold:.1f}s); "
-            f"warm grading ratio {warm_ratios[-1]:.3f} "
-            f"(ours {ours_warm:.1f}s / EvalPlus evaluate(parallel=2) {theirs_warm:.1f}s); "
-            f"passed ours {passed}/164, EvalPlus {theirs_passed}/164; "
-            f"our cache {cache_sizes[-1] / 1e6:.2f} MB",
-            flush=True,
+    med = {k: statistics.median(v) for k, v in ratios.items()}
+    line = (
+        f"median over {args.rounds} round(s) [{mode}]: ours cold {med['cold-ours']:.3f} "
+        f"(target <= 0.5), ours warm {med['warm-ours']:.3f} (target <= 0.35)"
+    )
+    ok = med["cold-ours"] <= 0.5 and med["warm-ours"] <= 0.35 and max(cache_sizes) <= 25e6
+    if "base" in tools:
+        rel_cold = med["cold-ours"] / med["cold-base"]
+        rel_warm = med["warm-ours"] / med["warm-base"]
+        line += (
+            f"; base cold {med['cold-base']:.3f}, base warm {med['warm-base']:.3f}; "
+            f"ours/base ratio: cold {rel_cold:.3f}, warm {rel_warm:.3f} (target <= 1.10)"
         )
-
-    print(
-        f"median over {args.rounds} round(s): cold ratio {statistics.median(cold_ratios):.3f} "
-        f"(target <= 0.5), warm ratio {statistics.median(warm_ratios):.3f} (target <= 0.5), "
-        f"cache {max(cache_sizes) / 1e6:.2f} MB (target <= 25 MB)"
-    )
+        ok = ok and rel_cold <= 1.10 and rel_warm <= 1.10
+    print(line + f"; cache {max(cache_sizes) / 1e6:.2f} MB (target <= 25 MB)")
     shutil.rmtree(work, ignore_errors=True)
-    ok = (
-        statistics.median(cold_ratios) <= 0.5
-        and statistics.median(warm_ratios) <= 0.5
-        and max(cache_sizes) <= 25e6
-    )
     return 0 if ok else 1
 
 

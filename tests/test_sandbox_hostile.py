@@ -3,7 +3,7 @@
 Every program is graded as an answer to HumanEval/53 (`add`). Where an attack could earn a pass
 if it worked (finding the answers, forging results), the program tries it; where it is about
 escaping, the test checks the host afterwards. After each one an honest answer must still pass
-and no process of the sandbox uids may be left.
+and no process of the sandbox may be left but the zygotes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from codal_bench.executors.sandbox import _UID_BASE, SandboxExecutor, SandboxLimits
+from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
 from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
+from tests.sandbox_helpers import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUS = ROOT.parent / "shared" / "data" / "humanevalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
@@ -57,19 +58,6 @@ def env(
     os.environ.pop("OPENAI_API_KEY", None)
 
 
-def _sandbox_processes(uids: range) -> list[int]:
-    """Live processes owned by this harness's sandbox uids."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid in uids:
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
 def _attack(
     env: Any, code: str, allowed: tuple[str, ...] = ("fail", "timeout", "error")
 ) -> CheckResult:
@@ -77,7 +65,7 @@ def _attack(
     res: CheckResult = checker.check(problem, code, expected)
     assert res.status in allowed and res.status != "pass", res
     assert SECRET not in json.dumps(res.first_failed) + res.stderr_tail
-    assert _sandbox_processes(checker.executor.uids) == []
+    assert leftovers(checker.executor) == []
     honest = checker.check(problem, HONEST, expected)
     assert honest.status == "pass", honest
     return res
@@ -126,7 +114,8 @@ def add(x, y):
     os._exit(0)
 """,
     )
-    assert res.first_failed is not None and res.first_failed["reason"] == "wrong output"
+    assert res.first_failed is not None
+    assert res.first_failed["reason"] in ("wrong output", "malformed reply", "output too large")
 
 
 @pytest.mark.parametrize(
@@ -384,7 +373,7 @@ def test_sandbox_view(env: Any) -> None:
     res = checker.executor.run(probe, b"", 5, 20)
     assert res.status == "ok", res
     view = res.outputs[0]
-    assert view["uid"] >= _UID_BASE
+    assert view["uid"] == 1000  # its own user namespace: a fresh identity per answer
     assert all(line.split()[1] == "0000000000000000" for line in view["caps"])
     assert view["pids"] == [1]  # only itself, as pid 1 of a fresh pid namespace
     assert "work" not in view["root"] and "root" not in view["root"] and "etc" not in view["root"]
@@ -392,7 +381,8 @@ def test_sandbox_view(env: Any) -> None:
 
 
 def test_each_candidate_gets_fresh_namespaces(env: Any) -> None:
-    """Candidates forked from one zygote share nothing: files, processes and IPC are gone."""
+    """Candidates forked from one zygote share nothing: files and processes are gone, and
+    System V IPC (memory outside the address-space limit) is refused."""
     executor = env[0].executor
     plant = (
         "import ctypes, json, os, sys, time\n"
@@ -400,7 +390,11 @@ def test_each_candidate_gets_fresh_namespaces(env: Any) -> None:
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "print(json.dumps(libc.shmget(4242, 4096, 0o1000 | 0o666) >= 0))\n"  # IPC_CREAT
         "sys.stdout.flush()\n"
-        "if os.fork() == 0:\n"
+        "try:\n"
+        "    pid = os.fork()\n"
+        "except OSError:\n"
+        "    pid = -1\n"
+        "if pid == 0:\n"
         "    os.setsid()\n"
         "    time.sleep(60)\n"
         "    os._exit(0)\n"
@@ -413,8 +407,8 @@ def test_each_candidate_gets_fresh_namespaces(env: Any) -> None:
         "    'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}))\n"
     )
     planted = executor.run(plant, b"", 5, 20)
-    assert planted.status == "ok" and planted.outputs == [True], planted
+    assert planted.status == "ok" and planted.outputs == [False], planted
     seen = executor.run(look, b"", 5, 20)
     assert seen.status == "ok", seen
     assert seen.outputs == [{"file": False, "shm": False, "pids": [1]}]
-    assert _sandbox_processes(executor.uids) == []
+    assert leftovers(executor) == []

@@ -1,27 +1,26 @@
-"""Runs untrusted Python in fresh namespaces, under an unprivileged uid and rlimits.
+"""Runs untrusted Python in fresh namespaces under limits enforced from outside it.
 
-Layering, outermost first: one ``bwrap`` per worker slot (its own pid/net/ipc/uts namespaces, a
-root holding only ``/usr`` read-only, no host file, an environment cleared before it starts,
-because a child can read its ancestors' environments through ``/proc``) runs the trusted
-`zygote` with just the capabilities it needs to build a sandbox. Every candidate is a fork of
-that zygote in **new** mount/pid/net/ipc/uts namespaces of its own, with a fresh ``/proc``, a
-fresh size-capped private ``/tmp`` as working directory, rlimits (CPU, address space, file size,
-open files, processes, no core dumps), an empty capability bounding set, no_new_privs, and the
-slot's unprivileged uid (as root RLIMIT_NPROC is ignored and capabilities would allow remounting
-``/``). Forking an interpreter that is already running, rather than starting ``bwrap``,
-``setpriv`` and ``python3`` per candidate, saves about 8 ms of CPU per candidate -- more than
-most HumanEval+ candidates run. Everything under ``/work``, ``/root``, ``/home``, ``/etc`` and
-``/tmp`` of the host is simply not mounted, so data files, caches and result stores are invisible.
+Layering, outermost first: one ``bwrap`` per worker slot (its own pid/net/ipc/uts namespaces
+and, without root, its own user namespace; a read-only root holding only ``/usr/bin``,
+``/usr/lib`` and ``/usr/lib64`` of the host, read-only ``/dev``, no host file, an environment
+cleared before it starts) runs the trusted `zygote` with just the capabilities it needs to build
+a sandbox. Each answer is a fork of that zygote: a trusted supervisor, and under it the answer
+as pid 1 of fresh mount/pid/net/ipc/uts/**user** namespaces with a private size-capped ``/tmp``,
+rlimits, a fresh session keyring, no capabilities, no_new_privs and the `seccomp` filter (one
+process: no fork, no exec, no memfd). The supervisor measures the answer's CPU time and its
+time off the run queue and kills it (its whole pid namespace, nothing else) at the limits.
 
-Each concurrent run gets its own uid (derived from our pid and a slot number), so the process
-limit of one sandbox is not shared with another and a leftover process can be found and killed by
-uid alone, from the host, whatever namespace it hides in.
+Forking an interpreter that is already running, rather than starting ``bwrap`` and ``python3``
+per answer, saves about 8 ms of CPU per answer -- more than most HumanEval+ answers run.
+
+Two ways to run a program: `run` (stdin in, JSON lines out, one CPU/wall limit) and `session`
+(length-framed steps, each with its own CPU/wall limit and a cap on its reply; no round trip
+between steps beyond the step itself).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import marshal
 import os
 import queue
@@ -40,69 +39,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codal_bench.executors import seccomp
+from codal_bench.executors.session import Session, parse_lines, tail, tail_of, watch_output
 from codal_bench.types import CodalError, ExecResult
 
-SANDBOX_VERSION = "2"
-_UID_BASE = 1_000_000
+SANDBOX_VERSION = "3"
 _SLOTS = 64
-_TAIL = 2000
-_ZYGOTE = Path(__file__).with_name("zygote.py")
+_ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py").read_text()
+_USR = ("bin", "lib", "lib64")  # what the system python needs; nothing else of /usr
+_USERNS_KNOBS = (
+    ("/proc/sys/kernel/unprivileged_userns_clone", "0",
+     "sysctl -w kernel.unprivileged_userns_clone=1"),
+    ("/proc/sys/user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces=15000"),
+    ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
+     "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
+)  # fmt: skip
 
 
 class SandboxUnavailable(CodalError):
-    """A tool the sandbox needs is missing; we never fall back to running code unsandboxed."""
+    """The sandbox cannot be built here; we never fall back to running code unsandboxed."""
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per-run OS limits. Sizes in bytes."""
+    """Per-answer OS limits. Sizes in bytes."""
 
     memory_bytes: int = 4 << 30  # EvalPlus allows 4 GiB too, so honest verdicts agree
     file_size_bytes: int = 64 << 20  # also caps what the child can write to stdout/stderr
     tmp_size_bytes: int = 64 << 20
     open_files: int = 64
-    processes: int = 32
-
-
-def _tail(data: bytes) -> str:
-    return data[-_TAIL:].decode("utf-8", "replace")
-
-
-def _parse_lines(out: bytes) -> tuple[list[Any], int]:
-    """One JSON value per line; all lines in one `json.loads` when they are all well formed."""
-    lines = out.decode("utf-8", "replace").splitlines()
-    try:
-        values = json.loads("[" + ",".join(lines) + "]")
-        if isinstance(values, list) and len(values) == len(lines):
-            return values, 0
-    except (ValueError, RecursionError):
-        pass
-    outputs: list[Any] = []
-    bad = 0
-    for line in lines:
-        try:
-            outputs.append(json.loads(line))
-        except (ValueError, RecursionError):
-            bad += 1
-    return outputs, bad
-
-
-def _uid_processes(uid: int) -> list[int]:
-    """Pids of live processes owned by `uid` (only used after killing a sandbox)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"Uid:"):
-                        if int(line.split()[1]) == uid:
-                            pids.append(int(entry))
-                        break
-        except OSError:
-            continue
-    return pids
+    processes: int = 32  # threads of an answer; processes only for `run(..., forks=n)`
 
 
 # Zygotes are started from this pool's one long-lived thread: ``bwrap --die-with-parent`` ties
@@ -124,7 +90,7 @@ def _end(z: _Zygote) -> str:
     z.proc.kill()
     z.proc.wait()
     z.stderr.seek(0)
-    text = _tail(z.stderr.read())
+    text = tail(z.stderr.read())
     z.stderr.close()
     return text
 
@@ -135,11 +101,12 @@ def _stop(zygotes: dict[int, _Zygote]) -> None:
     zygotes.clear()
 
 
-class SandboxExecutor:
-    """An `Executor`: runs a Python program in a fresh sandbox per call.
+def rootless() -> bool:
+    return os.geteuid() != 0
 
-    `run` returns the program's stdout split into JSON lines (``outputs``); it never judges them.
-    """
+
+class SandboxExecutor:
+    """An `Executor`: runs a Python program in a fresh sandbox per call; never judges output."""
 
     def __init__(
         self,
@@ -149,15 +116,13 @@ class SandboxExecutor:
     ) -> None:
         self.limits = limits or SandboxLimits()
         self.python = python
+        self.rootless = rootless()
         self._bwrap = shutil.which(bwrap) or ""
         # Last in, first out: a slot used a moment ago has a zygote ready.
         self._slots: queue.LifoQueue[int] = queue.LifoQueue()
-        base = _UID_BASE + (os.getpid() % 4_194_304) * _SLOTS
-        self.uids = range(base, base + _SLOTS)  # ours alone while this process lives
-        for uid in reversed(self.uids):
-            self._slots.put(uid)
+        for slot in reversed(range(_SLOTS)):
+            self._slots.put(slot)
         self._dir = Path(tempfile.mkdtemp(prefix="codal-sandbox-"))
-        os.chmod(self._dir, 0o711)
         self._zygotes: dict[int, _Zygote] = {}
         weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._finalizer = weakref.finalize(self, _stop, self._zygotes)
@@ -166,16 +131,31 @@ class SandboxExecutor:
         self._lock = threading.Lock()
 
     def check(self) -> None:
-        """Fail loudly (with the apt packages to install) when the sandbox cannot be built."""
+        """Preflight: one clear line saying what is missing and how to get it, or nothing."""
         missing = []
         if not self._bwrap:
             missing.append("bwrap (apt: bubblewrap)")
         if not os.access(self.python, os.X_OK):
             missing.append(f"{self.python} (apt: python3)")
+        why = seccomp.available()
+        if why:
+            missing.append(f"seccomp filters ({why}; pip: pyseccomp, apt: libseccomp2)")
+        if self.rootless:
+            for path, off, fix in _USERNS_KNOBS:
+                try:
+                    if Path(path).read_text().strip() == off:
+                        missing.append(f"unprivileged user namespaces ({path} is {off}: `{fix}`"
+                                       " as root, or run as root)")  # fmt: skip
+                except OSError:
+                    pass
         if missing:
-            raise SandboxUnavailable("sandbox unavailable, missing: " + ", ".join(missing))
-        if os.geteuid() != 0:
-            raise SandboxUnavailable("sandbox needs root (to switch the child to another uid)")
+            raise SandboxUnavailable("sandbox unavailable, missing: " + "; ".join(missing))
+        slot = self._slots.get()
+        try:
+            self._zygote(slot)  # the real test: a sandbox starts here
+        finally:
+            self._slots.put(slot)
+        self._checked = True
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -189,6 +169,10 @@ class SandboxExecutor:
         """Stop the zygotes (they also stop with this process)."""
         _stop(self._zygotes)
 
+    def zygote_pids(self) -> list[int]:
+        """Host pids of the running outer sandboxes (for tests that look for leftovers)."""
+        return [z.proc.pid for z in self._zygotes.values() if z.proc.poll() is None]
+
     def _program_path(self, program: str) -> tuple[str, Path]:
         key = hashlib.sha256(program.encode()).hexdigest()[:16]
         with self._lock:
@@ -200,52 +184,62 @@ class SandboxExecutor:
                 self._programs[key] = path
         return key, path
 
-    def _zygote_command(self, uid: int, fd: int) -> list[str]:
+    def _zygote_command(self, fd: int) -> list[str]:
         lim = self.limits
         config = {
-            "uid": uid,
+            "outer_uid": 0 if self.rootless else -1,  # rootless: ours; root: fresh per answer
             "tmp_size": lim.tmp_size_bytes,
             "memory": lim.memory_bytes,
             "file_size": lim.file_size_bytes,
             "open_files": lim.open_files,
             "processes": lim.processes,
             "last_cap": int(Path("/proc/sys/kernel/cap_last_cap").read_text()),
+            "keyctl": seccomp.syscall_number("keyctl"),
+            "seccomp": seccomp.compile_filter(False),
+            "seccomp_forks": seccomp.compile_filter(True),
         }
+        usr = ["--perms", "0755", "--dir", "/usr"]
+        for d in _USR:
+            p = Path("/usr") / d
+            if p.is_dir() and not p.is_symlink():
+                usr += ["--ro-bind", str(p), str(p)]
+        user = ["--unshare-user", "--uid", "0", "--gid", "0"] if self.rootless else []
         return [
-            self._bwrap,
+            self._bwrap, *user,
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-            "--hostname", "sandbox",
-            "--ro-bind", "/usr", "/usr",
+            "--hostname", "sandbox", *usr,
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-            "--proc", "/proc", "--dev", "/dev",
-            "--perms", "0755", "--dir", "/tmp",
-            "--perms", "0755", "--dir", "/run", "--ro-bind", str(_ZYGOTE), "/run/zygote.py",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/bin", "/sbin",
+            "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
+            "--perms", "0755", "--dir", "/tmp", "--perms", "0755", "--dir", "/run",
+            "--remount-ro", "/",
             "--chdir", "/", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
             "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8",
-            # what building a candidate's sandbox takes, and nothing else
+            # what building an answer's sandbox takes, and nothing else
             "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETUID",
             "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+            "--cap-add", "CAP_SETFCAP",  # rootless: to map our own uid (0 here) into a child
             "--",
-            self.python, "-I", "-S", "/run/zygote.py", str(fd),
+            # the source on the command line: no host path shows in the sandbox's mount table
+            self.python, "-I", "-S", "-c", _ZYGOTE_SOURCE, str(fd),
             marshal.dumps(config, 4).hex(),
         ]  # fmt: skip
 
-    def _zygote(self, uid: int) -> _Zygote:
-        z = self._zygotes.get(uid)
+    def _zygote(self, slot: int) -> _Zygote:
+        z = self._zygotes.get(slot)
         if z is not None and z.proc.poll() is None:
             return z
         if z is not None:
-            self._discard_zygote(uid)
+            self._discard_zygote(slot)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # nothing of ours leaks in
         try:
             err = tempfile.TemporaryFile(dir=self._dir)
             proc = _launcher.submit(
                 lambda: subprocess.Popen(
-                    self._zygote_command(uid, theirs.fileno()),
+                    self._zygote_command(theirs.fileno()),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
@@ -256,16 +250,75 @@ class SandboxExecutor:
             ).result()
         finally:
             theirs.close()
-        z = self._zygotes[uid] = _Zygote(proc, ours, err)
+        z = self._zygotes[slot] = _Zygote(proc, ours, err)
         # It says "ready" once it runs; anything else means no sandbox can be built here.
         if not select.select([ours], [], [], 30.0)[0] or ours.recv(16) != b"ready":
-            why = self._discard_zygote(uid) or "no answer in 30 s"
-            raise SandboxUnavailable(f"the sandbox did not start: {why.strip()}")
+            why = (self._discard_zygote(slot) or "no answer in 30 s").strip()
+            if self.rootless and "namespace" in why.lower():
+                why += (
+                    " (unprivileged user namespaces are disabled here: enable them, or run as root)"
+                )
+            raise SandboxUnavailable(f"the sandbox did not start: {why}")
         return z
 
-    def _discard_zygote(self, uid: int) -> str:
-        z = self._zygotes.pop(uid, None)
+    def _discard_zygote(self, slot: int) -> str:
+        z = self._zygotes.pop(slot, None)
         return _end(z) if z is not None else ""
+
+    def _acquire(self) -> tuple[int, _Zygote]:
+        if not self._checked:
+            self.check()  # once: never run anything unsandboxed or half-sandboxed
+        slot = self._slots.get()
+        try:
+            return slot, self._zygote(slot)
+        except BaseException:
+            self._slots.put(slot)
+            raise
+
+    def _send(self, slot: int, z: _Zygote, req: tuple[Any, ...], fds: list[int]) -> None:
+        try:
+            socket.send_fds(z.sock, [marshal.dumps(req, 4)], fds)
+        except OSError:
+            why = self._discard_zygote(slot)
+            raise SandboxUnavailable(f"the sandbox did not start: {why}") from None
+
+    def _finish(self, slot: int, z: _Zygote, backstop: float) -> tuple[int, float, bool, str]:
+        """The zygote's report on the answer once its namespaces are gone. A zygote with no
+        report by `backstop` is stopped, which takes every namespace under it along."""
+        if z.sock.fileno() >= 0 and select.select([z.sock], [], [], backstop)[0]:
+            try:
+                code, cpu, failed, why = marshal.loads(z.sock.recv(256))
+                return int(code), float(cpu), bool(failed), str(why)
+            except (OSError, EOFError, ValueError, TypeError):
+                pass
+        why = self._discard_zygote(slot) or "no report"
+        raise SandboxUnavailable(f"the sandbox stopped: {why.strip()}")
+
+    def session(self, program: str, cpu_s: float, wall_s: float) -> Session:
+        """Start `program` for a conversation of steps (see `Session`); close it when done."""
+        key, prog = self._program_path(program)
+        slot, z = self._acquire()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ferr = tempfile.TemporaryFile(dir=self._dir)
+        try:
+            with open(prog, "rb") as fprog:
+                req = (key, "session", cpu_s, wall_s, 0)
+                self._send(slot, z, req, [ferr.fileno(), fprog.fileno(), theirs.fileno()])
+        except BaseException:
+            ours.close()
+            ferr.close()
+            self._slots.put(slot)
+            raise
+        finally:
+            theirs.close()
+
+        def finish() -> tuple[int, float, bool, str]:
+            try:
+                return self._finish(slot, z, max(60.0, 20 * wall_s))
+            finally:
+                self._slots.put(slot)
+
+        return Session(ours, ferr, finish)
 
     def run(
         self,
@@ -274,34 +327,34 @@ class SandboxExecutor:
         cpu_s: float,
         wall_s: float,
         watch: Callable[[bytes], None] | None = None,
+        forks: int = 0,
     ) -> ExecResult:
-        """Run `program` with `stdin`; kill the whole sandbox at `cpu_s` CPU or `wall_s` wall.
+        """Run `program` with `stdin`; kill it at `cpu_s` CPU or `wall_s` wall off the run queue.
 
         `watch`, if given, is called a few times a second with the stdout written since (for
-        progress reports; its complete lines only when the program writes whole lines).
+        progress reports). `forks` lets a *trusted* program start that many worker processes
+        (each then has the address-space limit of its own).
         """
-        if not self._checked:
-            self.check()  # once: never run anything unsandboxed or half-sandboxed
-            self._checked = True
         key, prog = self._program_path(program)
-        uid = self._slots.get()
+        slot, z = self._acquire()
         try:
-            return self._run(key, prog, uid, stdin, cpu_s, wall_s, watch)
+            return self._run(slot, z, key, prog, stdin, cpu_s, wall_s, watch, forks)
         finally:
-            self._slots.put(uid)
+            self._slots.put(slot)
 
     def _run(
         self,
+        slot: int,
+        z: _Zygote,
         key: str,
         prog: Path,
-        uid: int,
         stdin: bytes,
         cpu_s: float,
         wall_s: float,
         watch: Callable[[bytes], None] | None,
+        forks: int,
     ) -> ExecResult:
-        cpu_limit = max(1, int(cpu_s + 0.999))  # RLIMIT_CPU counts whole seconds
-        z = self._zygote(uid)
+        forks = min(forks, self.limits.processes)
         with (
             tempfile.TemporaryFile(dir=self._dir) as fin,
             tempfile.TemporaryFile(dir=self._dir) as fout,
@@ -313,37 +366,20 @@ class SandboxExecutor:
             fin.seek(0)
             t0 = time.monotonic()
             fds = [fin.fileno(), fout.fileno(), ferr.fileno(), fprog.fileno()]
-            try:
-                socket.send_fds(z.sock, [marshal.dumps((key, cpu_limit), 4)], fds)
-            except OSError:
-                why = self._discard_zygote(uid)
-                raise SandboxUnavailable(f"the sandbox did not start: {why}") from None
-            timed_out = False
-            if watch is None:
-                answered = bool(select.select([z.sock], [], [], wall_s)[0])
-            else:
-                answered = self._watch(z.sock.fileno(), fout.fileno(), t0 + wall_s, watch)
-            if not answered:
-                timed_out = True
-                self._sweep(uid)
-            reply = self._reply(z)
+            self._send(slot, z, (key, "run", cpu_s, wall_s, forks), fds)
+            if watch is not None:
+                watch_output(z.sock.fileno(), fout.fileno(), watch)
+            code, cpu, setup_failed, why = self._finish(slot, z, max(60.0, 20 * wall_s))
             wall = time.monotonic() - t0
-            if reply is None and not timed_out:  # nothing the candidate can do kills the zygote
-                why = self._discard_zygote(uid) or "no report"
-                raise SandboxUnavailable(f"the sandbox stopped: {why.strip()}")
-            code, cpu, setup_failed = reply or (128 + signal.SIGKILL, 0.0, False)
-            if reply is None:
-                self._discard_zygote(uid)
-            if timed_out or code != 0:
-                self._sweep(uid)
-            out = self._read(fout)
-            err = self._read(ferr)
-        if setup_failed:  # the candidate never ran: nothing it wrote can cause this
-            raise SandboxUnavailable(_tail(err).strip() or "sandbox setup failed")
-        outputs, bad = _parse_lines(out)
-        if timed_out:
+            fout.seek(0)
+            out: bytes = fout.read(self.limits.file_size_bytes + 1)
+            err = tail_of(ferr)
+        if setup_failed:  # the answer never ran: nothing it wrote can cause this
+            raise SandboxUnavailable(err.strip() or "sandbox setup failed")
+        outputs, bad = parse_lines(out)
+        if why == "wall":
             status_s, detail = "timeout", f"wall-clock limit {wall_s:.1f}s"
-        elif code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= 0.9 * cpu_limit:
+        elif why == "cpu" or code == 128 + signal.SIGXCPU:
             status_s, detail = "timeout", f"CPU limit {cpu_s:.1f}s"
         elif code != 0:
             status_s, detail = "error", f"exit status {code}"
@@ -354,63 +390,13 @@ class SandboxExecutor:
         return ExecResult(
             status=status_s,
             outputs=outputs,
-            stdout_tail=_tail(out),
-            stderr_tail=_tail(err),
+            stdout_tail=tail(out),
+            stderr_tail=err,
             cpu_s=cpu,
             wall_s=wall,
             exit_code=code,
             detail=detail,
         )
 
-    @staticmethod
-    def _reply(z: _Zygote) -> tuple[int, float, bool] | None:
-        """The zygote's report on the candidate; None (and a zygote to restart) if it has none.
 
-        After a kill the report comes as soon as the candidate's namespace is gone; a zygote
-        that cannot give it in 10 s is stopped by the caller, which takes every namespace under
-        it along.
-        """
-        if select.select([z.sock], [], [], 10.0)[0]:
-            try:
-                data = z.sock.recv(256)
-                code, cpu, failed = marshal.loads(data)
-                return int(code), float(cpu), bool(failed)
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
-        return None
-
-    @staticmethod
-    def _watch(sock: int, fd: int, deadline: float, watch: Callable[[bytes], None]) -> bool:
-        """Wait for the zygote's report (True) or the deadline (False), passing new output on."""
-        seen = 0
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([sock], [], [], max(0.0, min(0.25, left)))
-            size = os.fstat(fd).st_size
-            if size > seen:  # pread: the child shares this file's offset
-                chunk = os.pread(fd, size - seen, seen)
-                seen += len(chunk)
-                watch(chunk)
-            if ready:
-                return True
-            if left <= 0:
-                return False
-
-    def _read(self, f: Any) -> bytes:
-        f.seek(0)
-        data: bytes = f.read(self.limits.file_size_bytes + 1)
-        return data
-
-    def _sweep(self, uid: int) -> None:
-        """Kill every process of this slot's uid, in whatever namespace, until none is left."""
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            pids = _uid_processes(uid)
-            if not pids:
-                return
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+__all__ = ["ExecResult", "SandboxExecutor", "SandboxLimits", "SandboxUnavailable", "Session"]

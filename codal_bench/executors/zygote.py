@@ -4,46 +4,51 @@
 """Starts each candidate in fresh namespaces by forking an interpreter that is already running.
 
 Starting ``python3`` costs about 6 ms of CPU, more than most HumanEval+ candidates run, so one
-sandbox per worker holds this trusted process (the "zygote") and every candidate is a fork of it.
-The fork does what ``bwrap`` and ``setpriv`` did per candidate before:
+sandbox per worker holds this trusted process (the "zygote"). Per request it forks a trusted
+**supervisor**, which enters a new pid namespace and forks the candidate into it as pid 1 (it
+sees no other process; killing it kills all it made, and nothing else). The candidate, still
+trusted code at first, takes new mount/network/IPC/UTS namespaces, mounts a size-capped ``/tmp``
+and a fresh ``/proc`` (``/proc/keys`` hidden), sets rlimits, joins a fresh anonymous session
+keyring, enters a fresh **user namespace** that the supervisor maps to a fresh uid (as root a
+random unprivileged host uid; rootless the user's own), starts its own session, drops every
+capability, sets no_new_privs, installs the seccomp filter, and runs the program. The supervisor
+enforces the limits from outside: it reads the candidate's CPU clock and run-queue wait
+(``/proc/PID/schedstat``) and kills it when a step uses more CPU than allowed, or spends longer
+than allowed *not* waiting for a CPU (a busy machine cannot turn CPU limits into timeouts).
 
-1. ``unshare`` new mount, pid, network, IPC and UTS namespaces, then fork again so that the
-   candidate is pid 1 of its own pid namespace (it sees no other process, the zygote included);
-2. mount a fresh size-capped tmpfs on ``/tmp`` owned by the candidate's uid, and a fresh
-   ``/proc``;
-3. set the rlimits (CPU, address space, file size, open files, processes, no core dumps);
-4. empty the capability bounding set, set no_new_privs, and switch to the slot's unprivileged
-   uid and gid with no supplementary groups (which clears every remaining capability);
-5. close every descriptor but the candidate's stdin, stdout and stderr, and run the program.
-
-The rest of the sandbox is the outer ``bwrap`` the zygote runs in: only ``/usr`` read-only, no
-host files, an environment cleared before it started.
-
-Protocol on the control socket (descriptor number in ``argv[1]``; the parent is trusted):
-a request is one message of marshal bytes ``(key, cpu_limit)`` with four descriptors: the
-candidate's stdin, stdout and stderr, and the program's source (read and compiled once per key);
-the reply is ``marshal.dumps((exit_code,
-cpu_seconds, setup_failed))`` once the candidate's namespace is gone. An exit code of ``128 + n``
-means killed by signal ``n``; ``setup_failed`` means the candidate never ran, and why is on its
-stderr.
+Control socket (descriptor in ``argv[1]``; the parent is trusted): a request is marshal bytes
+``(key, mode, cpu, wall, forks)`` with descriptors. ``"run"`` passes stdin, stdout, stderr and
+the program's source; the candidate runs once under ``cpu``/``wall``. ``"session"`` passes
+stderr, the source and a stream socket: the parent sends steps ``[len][marshal (payload, cpu,
+wall, cap)]``; the supervisor writes ``[len][payload]`` to the candidate's stdin (a pipe), reads
+one reply frame ``[len][bytes]`` (at most ``cap`` bytes) from its stdout and answers ``[len]
+[marshal (status, cpu, wall, reply)]``: 0 ok, 1 CPU limit, 2 wall limit, 3 exited, 4 too large.
+Once the candidate's namespaces are gone the zygote replies ``marshal.dumps((exit_code,
+cpu_seconds, setup_failed, why))``, ``why`` one of "", "cpu", "wall", "exited".
 """
 
 import ctypes
 import marshal
 import os
 import resource
+import select
 import socket
+import struct
 import sys
+import time
 import traceback
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 0x1000, 0x4000, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 22, 24, 38
 SIGKILL, SIGUSR2 = 9, 12
+INNER_ID = 1000  # the candidate's uid and gid inside its own user namespace
+OK, CPU, WALL, EXITED, TOO_BIG = 0, 1, 2, 3, 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -56,11 +61,8 @@ class _CapData(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
 
 
-def _clear_capabilities():
-    """Empty the effective, permitted and inheritable sets (capset, version 3 layout)."""
-    header = _CapHeader(0x20080522, 0)
-    data = (_CapData * 2)()  # all zero
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
 def _check(result, what):
@@ -82,12 +84,12 @@ def _mount(source, target, fstype, flags, data=None):
     )
 
 
-def _prctl(option, arg):
+def _prctl(option, arg, arg2=0):
     _check(
         _libc.prctl(
             ctypes.c_int(option),
             ctypes.c_ulong(arg),
-            ctypes.c_ulong(0),
+            ctypes.c_void_p(arg2),
             ctypes.c_ulong(0),
             ctypes.c_ulong(0),
         ),
@@ -95,42 +97,75 @@ def _prctl(option, arg):
     )
 
 
-def _confine(config, cpu_limit, fds, ready):
-    """In the candidate's process (pid 1 of a fresh pid namespace): the steps 2-5 above."""
-    uid = config["uid"]
+def _write_file(path, text):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    except OSError as e:
+        raise OSError(e.errno, "%s: %s" % (path, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
+def _confine(config, req, outer, fds, sync_w, sync_r):
+    """In the candidate (pid 1 of fresh namespaces, still holding the zygote's capabilities)."""
+    _, _, cpu, _, forks = req
+    # Our own mount namespace: the supervisor keeps the zygote's /proc, where we have a pid.
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing of ours propagates outwards
     _mount(
         "tmpfs",
         "/tmp",
         "tmpfs",
         MS_NOSUID | MS_NODEV,
-        "size=%d,mode=0700,uid=%d,gid=%d" % (config["tmp_size"], uid, uid),
+        "size=%d,mode=0700,uid=%d,gid=%d" % (config["tmp_size"], outer, outer),
     )
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for hidden in ("/proc/keys", "/proc/key-users"):  # rootless, the harness's keys share our uid
+        _mount("/dev/null", hidden, None, MS_BIND)
     for res, value in (
-        (resource.RLIMIT_CPU, cpu_limit),
+        (resource.RLIMIT_CPU, max(1, int(cpu + 1.999))),  # a backstop: the supervisor counts
         (resource.RLIMIT_AS, config["memory"]),
         (resource.RLIMIT_FSIZE, config["file_size"]),
         (resource.RLIMIT_NOFILE, config["open_files"]),
-        (resource.RLIMIT_NPROC, config["processes"]),
         (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_MSGQUEUE, 0),
     ):
         resource.setrlimit(res, (value, value))
+    # A fresh anonymous session keyring (KEYCTL_JOIN_SESSION_KEYRING with no name): nothing the
+    # harness's session keyring holds is reachable; the fresh user namespace below gives a fresh
+    # user keyring, and seccomp then refuses every keyring call.
+    if _libc.syscall(ctypes.c_long(config["keyctl"]), ctypes.c_long(1), None) < 0:
+        raise OSError(ctypes.get_errno(), "keyctl join session keyring")
+    _check(_libc.unshare(CLONE_NEWUSER), "unshare user namespace")
+    os.write(sync_w, b"U")
+    if os.read(sync_r, 1) != b"M":
+        raise OSError("no uid map")
+    os.setresgid(INNER_ID, INNER_ID, INNER_ID)
+    os.setresuid(INNER_ID, INNER_ID, INNER_ID)
+    # Counted in the fresh user namespace; set only now, or it would also cap the parent
+    # namespace's count (which holds the zygotes' own processes when rootless).
+    # Threads count too (seccomp leaves threads, not processes, to an answer).
+    nproc = max(config["processes"], forks + 1)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     for cap in range(config["last_cap"] + 1):
         _prctl(PR_CAPBSET_DROP, cap)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)  # from root to another uid: permitted and effective cleared
-    _clear_capabilities()  # and the inheritable set, which the uid switch keeps
+    _check(_libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()), "capset")
     _prctl(PR_SET_PDEATHSIG, SIGKILL)
-    if os.getuid() != uid or os.geteuid() != uid or os.getgroups():
+    if os.getuid() != INNER_ID or os.geteuid() != INNER_ID:
         raise OSError("uid switch did not hold")
+    # A session and process group of its own: signals to a process group cross pid namespaces,
+    # and rootless the zygote has the candidate's uid.
+    os.setsid()
     os.chdir("/tmp")
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
-    os.write(ready, b"1")  # confined: from here on, whatever happens is the candidate's doing
+    os.write(sync_w, b"1")  # confined: from here on, whatever happens is the candidate's doing
     os.closerange(3, 1 << 16)
+    bpf = config["seccomp_forks" if forks else "seccomp"]
+    prog = _SockFprog(len(bpf) // 8, bpf)
+    _prctl(PR_SET_SECCOMP, 2, ctypes.addressof(prog))  # SECCOMP_MODE_FILTER
 
 
 def _run_program(code):
@@ -168,48 +203,183 @@ def _run_program(code):
     os._exit(status)
 
 
-def _setup_failed(fds, why):
-    """Report on the candidate's stderr, then die of SIGUSR2: the zygote's sign that the
-    candidate never ran (an exit status could be the candidate's own)."""
-    try:
-        os.write(fds[2], ("sandbox setup failed: %s\n" % why).encode())
-    finally:
-        os.kill(os.getpid(), SIGUSR2)
-        os._exit(125)
+class _Meter:
+    """The candidate's CPU clock and run-queue wait, read from outside it, and its limits."""
+
+    def __init__(self, pid):
+        self.clock = (~pid << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+        self.sched = "/proc/%d/schedstat" % pid
+        self.last = 0.0
+
+    def cpu(self):
+        try:
+            self.last = time.clock_gettime(self.clock)
+        except OSError:  # gone: its last reading stands
+            pass
+        return self.last
+
+    def waited(self):
+        try:
+            with open(self.sched, "rb") as f:
+                return int(f.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def start(self, cpu_limit, wall_limit):
+        self.c0, self.t0, self.w0 = self.cpu(), time.monotonic(), self.waited()
+        self.cpu_limit, self.wall_limit = cpu_limit, wall_limit
+
+    def check(self):
+        """(CPU or WALL or None, CPU used, seconds to sleep before checking again). Wall time the
+        candidate spent waiting for a CPU does not count: only time it was off the run queue."""
+        used = self.cpu() - self.c0
+        if used > self.cpu_limit:
+            return CPU, used, 0.0
+        elapsed = time.monotonic() - self.t0
+        left = self.wall_limit - elapsed
+        if left < 0:
+            left = self.wall_limit - (elapsed - (self.waited() - self.w0))
+            if left < 0:
+                return WALL, used, 0.0
+        return None, used, min(self.cpu_limit - used, left, 0.1) + 0.001
 
 
-def _candidate(config, code, cpu_limit, fds):
-    """The first fork: enter new namespaces, fork the candidate into them, report its status."""
-    try:
-        _prctl(PR_SET_PDEATHSIG, SIGKILL)  # the zygote gone: so are we, and our namespace
-        _check(
-            _libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
-            "unshare",
-        )
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
+def _supervise(config, req, code, fds, status_w):
+    """The first fork: new namespaces, the candidate forked into them, its limits enforced."""
+    _, mode, cpu, wall, _ = req
+    _prctl(PR_SET_PDEATHSIG, SIGKILL)  # the zygote gone: so are we, and our namespace
+    _check(_libc.unshare(CLONE_NEWPID), "unshare pid namespace")  # the candidate is its pid 1
+    up_r, up_w = os.pipe()  # candidate -> supervisor: "U" (in its user namespace), "1" (ready)
+    down_r, down_w = os.pipe()  # supervisor -> candidate: "M" (mapped)
+    if mode == "session":
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        child_fds = [stdin_r, stdout_w, fds[0]]
+    else:
+        child_fds = fds[:3]
+    outer = config["outer_uid"] if config["outer_uid"] >= 0 else _fresh_uid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(up_r)
+            os.close(down_w)
+            _confine(config, req, outer, child_fds, up_w, down_r)
+        except BaseException as e:
             try:
-                os.close(ready_r)
-                _confine(config, cpu_limit, fds, ready_w)
-            except BaseException as e:
-                try:
-                    os.write(fds[2], ("sandbox setup failed: %s\n" % e).encode())
-                finally:
-                    os._exit(125)
-            _run_program(code)
-        os.close(ready_w)
-        for fd in fds:
-            os.close(fd)
-        confined = os.read(ready_r, 1) == b"1"
-        _, status = os.waitpid(pid, 0)
-    except BaseException as e:
-        _setup_failed(fds, e)
+                os.write(child_fds[2], ("sandbox setup failed: %s\n" % e).encode())
+            finally:
+                os._exit(125)
+        _run_program(code)
+    os.close(up_w)
+    os.close(down_r)
+    for fd in child_fds:
+        os.close(fd)
+    confined = False
+    if os.read(up_r, 1) == b"U":
+        _write_file("/proc/%d/setgroups" % pid, "deny")
+        _write_file("/proc/%d/uid_map" % pid, "%d %d 1" % (INNER_ID, outer))
+        _write_file("/proc/%d/gid_map" % pid, "%d %d 1" % (INNER_ID, outer))
+        os.write(down_w, b"M")
+        confined = os.read(up_r, 1) == b"1"
+    os.close(down_w)
+    os.close(up_r)
+    killed = b""
+    if confined:
+        meter = _Meter(pid)
+        pidfd = os.pidfd_open(pid)
+        if mode == "session":
+            killed = _session(meter, pidfd, fds[-1], stdin_w, stdout_r)
+        else:
+            meter.start(cpu, wall)
+            while True:
+                hit, _, sleep = meter.check()
+                if hit is not None:
+                    killed = b"c" if hit == CPU else b"w"
+                    break
+                if select.select([pidfd], [], [], sleep)[0]:
+                    break
+        if killed:
+            os.kill(pid, SIGKILL)  # pid 1 of its namespace: every process it made goes too
+    os.write(status_w, killed)
+    _, status = os.waitpid(pid, 0)
     if not confined:
-        os.kill(os.getpid(), SIGUSR2)
+        os.kill(os.getpid(), SIGUSR2)  # the zygote's sign that the candidate never ran
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
     os._exit(128 + os.WTERMSIG(status))
+
+
+def _fresh_uid():
+    """A random unprivileged host uid for one answer (root mode): 2**30 .. 2**31 - 2."""
+    return (1 << 30) + int.from_bytes(os.urandom(4), "little") % ((1 << 30) - 2)
+
+
+def _read_exact(fd, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def _session(meter, pidfd, ctl, to_child, from_child):
+    """Relay the parent's steps to the candidate and its reply frames back, metering each step.
+
+    Returns why the candidate was stopped: b"d" (the parent is done), b"c"/b"w" (a limit),
+    b"x" (it exited or broke the protocol)."""
+    os.set_blocking(to_child, False)
+    pending = b""
+    while True:
+        head = _read_exact(ctl, 4)
+        body = head and _read_exact(ctl, struct.unpack("<I", head)[0])
+        if not body:
+            return b"d"  # the parent is done: the candidate goes
+        payload, cpu_limit, wall_limit, cap = marshal.loads(body)
+        out = memoryview(struct.pack("<I", len(payload)) + payload)
+        need = None
+        status = OK
+        meter.start(cpu_limit, wall_limit)
+        while True:
+            if need is None and len(pending) >= 4:
+                need = struct.unpack("<I", pending[:4])[0]
+                if need > cap:
+                    status = TOO_BIG
+                    break
+            if need is not None and len(pending) >= 4 + need:
+                break
+            hit, used, sleep = meter.check()
+            if hit is not None:
+                status = hit
+                break
+            r, w, _ = select.select([from_child, pidfd], [to_child] if out else [], [], sleep)
+            if w:
+                try:
+                    out = out[os.write(to_child, out[: 1 << 16]) :]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    out = memoryview(b"")
+            if from_child in r:
+                chunk = os.read(from_child, 1 << 16)
+                if not chunk:
+                    status = EXITED
+                    break
+                pending += chunk
+            elif pidfd in r:
+                status = EXITED
+                break
+        used = meter.cpu() - meter.c0
+        elapsed = time.monotonic() - meter.t0
+        reply = b""
+        if status == OK:
+            reply = pending[4 : 4 + need]
+            pending = pending[4 + need :]
+        answer = marshal.dumps((status, used, elapsed, reply))
+        os.write(ctl, struct.pack("<I", len(answer)) + answer)
+        if status != OK:
+            return b"c" if status == CPU else b"w" if status == WALL else b"x"
 
 
 def _compile(fd):
@@ -235,29 +405,44 @@ def main():
             return
         if not msg:
             return  # the parent closed its end
-        key, cpu_limit = marshal.loads(msg)
-        if len(fds) != 4:
+        req = marshal.loads(msg)
+        key, mode = req[0], req[1]
+        if len(fds) != (3 if mode == "session" else 4):
             for fd in fds:
                 os.close(fd)
-            sock.sendall(marshal.dumps((125, 0.0, True)))
+            sock.sendall(marshal.dumps((125, 0.0, True, "")))
             continue
+        prog = fds[1] if mode == "session" else fds[3]
         code = codes.get(key)
         if code is None:
-            code = codes[key] = _compile(fds[3])
-        os.close(fds[3])
-        fds = fds[:3]
+            code = codes[key] = _compile(prog)
+        status_r, status_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             sock.close()
-            _candidate(config, code, cpu_limit, fds)
+            os.close(status_r)
+            try:
+                _supervise(config, req, code, fds, status_w)
+            except BaseException as e:
+                try:
+                    traceback.print_exc()  # the zygote's stderr: the parent reports it
+                    err = fds[0 if mode == "session" else 2]
+                    os.write(err, ("sandbox setup failed: %s\n" % e).encode())
+                finally:
+                    os.kill(os.getpid(), SIGUSR2)
+                    os._exit(125)
+        os.close(status_w)
         for fd in fds:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
+        killed = os.read(status_r, 1)
+        os.close(status_r)
         failed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == SIGUSR2
         code_ = os.waitstatus_to_exitcode(status)
         if code_ < 0:
             code_ = 128 - code_
-        sock.sendall(marshal.dumps((code_, usage.ru_utime + usage.ru_stime, failed)))
+        why = {b"c": "cpu", b"w": "wall", b"x": "exited"}.get(killed, "")
+        sock.sendall(marshal.dumps((code_, usage.ru_utime + usage.ru_stime, failed, why)))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from codal_bench.executors.sandbox import SandboxExecutor
-from codal_bench.humaneval.compare import Undecodable, decode, match_values
 from codal_bench.humaneval.expected import (
     CHILD_SOURCE,
     CHILD_VERSION,
@@ -34,7 +33,7 @@ from codal_bench.humaneval.expected import (
     parallel,
     problem_key,
 )
-from codal_bench.types import ExecResult, Executor
+from codal_bench.humaneval.steps import AnswerRun
 
 __all__ = ["CheckResult", "Expected", "HumanEvalChecker", "default_cache_dir", "problem_key"]
 
@@ -47,11 +46,6 @@ _MISSING = object()  # a value not (yet) computed
 def _complete(results: Mapping[tuple[str, str, int], PieceResult], pc: Piece) -> bool:
     values = results[(pc[0], pc[2], pc[3])][2]
     return values is not None and not any(v is _MISSING for v in values)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def worst(*statuses: str) -> str:
@@ -79,7 +73,7 @@ class HumanEvalChecker:
 
     def __init__(
         self,
-        executor: Executor | None = None,
+        executor: SandboxExecutor | None = None,
         cache_dir: str | Path | None = None,
         time_factor: float = 4.0,
         min_time_limit: float = 1.0,
@@ -87,7 +81,7 @@ class HumanEvalChecker:
         workers: int | None = None,
         progress: bool = True,
     ) -> None:
-        self.executor: Executor = executor or SandboxExecutor()
+        self.executor = executor or SandboxExecutor()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.time_factor = time_factor
         self.min_time_limit = min_time_limit
@@ -95,7 +89,8 @@ class HumanEvalChecker:
         self.workers = workers or os.cpu_count() or 1
         self.progress = progress
         self._expected: dict[str, Expected] = {}
-        self._inputs_bin: dict[int, tuple[Any, bytes]] = {}
+        self._batches: dict[tuple[int, int, int], tuple[Any, bytes]] = {}
+        self._sizes: dict[tuple[int, str], tuple[Expected, list[int]]] = {}
         self._keys: dict[int, tuple[Any, str]] = {}
 
     def identity(self) -> dict[str, Any]:
@@ -181,9 +176,10 @@ class HumanEvalChecker:
                 blobs.append(blob)
                 offset += len(blob)
             total += min(300.0, _CANON_CPU * (b - a)) + 1.0
+        workers = max(1, min(self.workers, 16))
         head = {
             "mode": "prepare",
-            "workers": max(1, min(self.workers, 16)),
+            "workers": workers,
             "cpu": _CANON_CPU,
             "wall": 3 * _CANON_CPU + 1,
             "problems": problems,
@@ -191,7 +187,7 @@ class HumanEvalChecker:
         }
         request = frame(head) + b"".join(blobs)
         n_inputs = sum(b - a for _, _, _, a, b in pieces)
-        if self.progress and not force and isinstance(self.executor, SandboxExecutor):
+        if self.progress and not force:
             from rich.progress import Progress
 
             with Progress(transient=True) as progress:
@@ -200,9 +196,11 @@ class HumanEvalChecker:
                 def watch(chunk: bytes) -> None:
                     progress.advance(task, chunk.count(b'["R"'))
 
-                res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5, watch)
+                res = self.executor.run(
+                    CHILD_SOURCE, request, total, 2 * total + 5, watch, forks=workers
+                )
         else:
-            res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5)
+            res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5, forks=workers)
         n = [b - a for _, _, _, a, b in pieces]
         times: list[list[float]] = [[0.0] * m for m in n]
         digests: list[list[Any]] = [[None] * m for m in n]
@@ -233,14 +231,6 @@ class HumanEvalChecker:
 
     # -- running candidates ----------------------------------------------------------------
 
-    def _inputs(self, problem: Mapping[str, Any], group: str) -> bytes:
-        """Inputs marshalled once per input list (held, so its id stays unique)."""
-        obj = problem[f"{group}_input"]
-        hit = self._inputs_bin.get(id(obj))
-        if hit is None or hit[0] is not obj:
-            hit = self._inputs_bin[id(obj)] = (obj, frame(obj))
-        return hit[1]
-
     def key(self, problem: Mapping[str, Any]) -> str:
         """`problem_key`, memoised per problem object (hashing the inputs is not free)."""
         hit = self._keys.get(id(problem))
@@ -248,149 +238,39 @@ class HumanEvalChecker:
             hit = self._keys[id(problem)] = (problem, problem_key(problem))
         return hit[1]
 
-    def _request(
-        self,
-        problem: Mapping[str, Any],
-        code: str,
-        mode: str,
-        limits: Mapping[str, list[float]],
-        budget_cap: float,
-    ) -> tuple[bytes, float]:
-        """The child's request for one problem, and the CPU seconds it may use in all."""
-        parts = []
-        total = self.min_time_limit + 1.0
-        for g, lim in limits.items():
-            budget = min(budget_cap, sum(lim)) + 1.0
-            total += budget
-            meta = {"cpu": lim, "wall": [3 * t + 1 for t in lim], "budget": budget}
-            parts += [self._inputs(problem, g), frame(meta)]
-        head = {
-            "code": code,
-            "entry": problem["entry_point"],
-            "mode": mode,
-            "load_cpu": self.min_time_limit,
-            "n_groups": len(limits),
-        }
-        return frame(head) + b"".join(parts), total
+    def batch(self, problem: Mapping[str, Any], g: str, i: int, j: int) -> bytes:
+        """The step that calls an answer on inputs i..j-1 of group `g` (memoised: the batches
+        of a problem are the same for every answer)."""
+        obj = problem[f"{g}_input"]
+        k = (id(obj), i, j)
+        hit = self._batches.get(k)
+        if hit is None or hit[0] is not obj:
+            hit = self._batches[k] = (obj, marshal.dumps(("I", obj[i:j]), 4))
+        return hit[1]
+
+    def value_sizes(self, expected: Expected, g: str) -> list[int]:
+        """Encoded size of each expected value (values mode): the reply caps follow from them."""
+        k = (id(expected), g)
+        hit = self._sizes.get(k)
+        if hit is None or hit[0] is not expected:
+            sizes = [len(json.dumps(v)) for v in expected.values[g]]
+            hit = self._sizes[k] = (expected, sizes)
+        return hit[1]
 
     def limits(self, expected: Expected, group: str) -> list[float]:
         return [max(self.min_time_limit, self.time_factor * t) for t in expected.times[group]]
 
     def check(self, problem: Mapping[str, Any], code: str, expected: Expected) -> CheckResult:
-        """Run one candidate (both groups in one sandbox when it survives) and judge it."""
-        todo = list(GROUPS)
-        verdicts: dict[str, tuple[str, dict[str, Any] | None]] = {}
-        tails, cpu, wall = [], 0.0, 0.0
-        while todo:
-            limits = {g: self.limits(expected, g) for g in todo}
-            request, total = self._request(
-                problem, code, expected.mode, limits, self.max_group_cpu_s
-            )
-            res = self.executor.run(CHILD_SOURCE, request, total, 2 * total + 5)
-            cpu, wall = cpu + res.cpu_s, wall + res.wall_s
-            tails.append(res.stderr_tail)
-            ran = self._judge_run(problem, expected, todo, res)
-            verdicts.update(ran)
-            todo = [g for g in todo if g not in ran]
-            if res.status == "timeout":
-                # Killed at the backstop: the groups it never reached get no second wait.
-                verdicts.update({g: ("timeout", None) for g in todo})
-                todo = []
-            # A crash before a group started gives that group a sandbox of its own.
-        first = None
-        for g in GROUPS:
-            if verdicts[g][1] is not None:
-                first = verdicts[g][1]
-                break
-        tail = "".join(t for t in tails if t)[-2000:]
-        return CheckResult(verdicts["base"][0], verdicts["plus"][0], first, tail, cpu, wall)
-
-    def _judge_run(
-        self, problem: Mapping[str, Any], expected: Expected, todo: list[str], res: ExecResult
-    ) -> dict[str, tuple[str, dict[str, Any] | None]]:
-        """Verdict per group that this run reached; groups it never started are left out."""
-        seen: dict[int, dict[int, list[Any]]] = {i: {} for i in range(len(todo))}
-        load_fail: list[Any] | None = None
-        done: set[int] = set()
-        for rec in res.outputs:
-            if not isinstance(rec, list) or not rec or not isinstance(rec[0], str):
-                continue
-            if rec[0] in ("R", "X", "T") and len(rec) >= 3 and rec[1] == -1:
-                load_fail = load_fail or rec
-            elif rec[0] in ("R", "X", "T") and len(rec) >= 3 and rec[1] in seen:
-                if isinstance(rec[2], int):
-                    seen[rec[1]].setdefault(rec[2], rec)  # first record wins
-            elif rec[0] == "G" and len(rec) == 2:
-                done.add(rec[1])
-        out: dict[str, tuple[str, dict[str, Any] | None]] = {}
-        for gi, g in enumerate(todo):
-            if load_fail is not None:
-                st = "timeout" if load_fail[0] == "T" else "fail"
-                why = "load timeout" if st == "timeout" else str(load_fail[3:4])[:300]
-                out[g] = (st, {"group": g, "index": 0, "reason": why})
-                continue
-            recs = seen[gi]
-            if not recs and gi not in done and gi > 0 and res.status != "ok":
-                continue  # never started
-            out[g] = self._group_verdict(problem, expected, g, recs, res)
-        return out
-
-    def _group_verdict(
-        self,
-        problem: Mapping[str, Any],
-        expected: Expected,
-        g: str,
-        recs: dict[int, list[Any]],
-        res: ExecResult,
-    ) -> tuple[str, dict[str, Any] | None]:
-        inputs = problem[f"{g}_input"]
-        n = len(inputs)
-        outs: list[Any] = []
-        stop: tuple[str, str] | None = None
-        for i in range(n):
-            rec = recs.get(i)
-            if rec is None:
-                died = "timeout" if res.status == "timeout" else "error"
-                stop = (died, res.detail or "program ended early")
-                break
-            if rec[0] == "X":
-                stop = ("fail", "exception: " + str(rec[3] if len(rec) > 3 else "")[:300])
-                break
-            if rec[0] == "T":
-                stop = ("timeout", "time limit")
-                break
-            outs.append(rec[3] if len(rec) > 3 else None)
-        bad = self._first_mismatch(problem, expected, g, outs)
-        if bad is not None:
-            return "fail", {
-                "group": g,
-                "index": bad,
-                "reason": "wrong output",
-                "input": _short(inputs[bad]),
-            }
-        if stop is not None:
-            i = len(outs)
-            return stop[0], {"group": g, "index": i, "reason": stop[1], "input": _short(inputs[i])}
-        return "pass", None
-
-    def _first_mismatch(
-        self, problem: Mapping[str, Any], expected: Expected, g: str, outs: list[Any]
-    ) -> int | None:
-        if expected.mode == "digest":
-            for i, (got, want) in enumerate(zip(outs, expected.digests[g], strict=False)):
-                if got != want or not isinstance(got, str):
-                    return i
-            return None
-        decoded = []
-        for i, v in enumerate(outs):
-            try:
-                decoded.append(decode(v))
-            except (Undecodable, RecursionError):
-                return i
-        exps = [decode(v) for v in expected.values[g][: len(decoded)]]
-        inputs = problem[f"{g}_input"][: len(decoded)]
-        return match_values(
-            decoded, exps, inputs, float(problem.get("atol") or 0), problem["entry_point"]
+        """Run one answer (both groups in one process while it lives) and judge it."""
+        run = AnswerRun(problem, code, expected, self)
+        try:
+            verdicts = {g: run.verdict(g) for g in GROUPS}
+        finally:
+            run.close()
+        first = next((verdicts[g][1] for g in GROUPS if verdicts[g][1] is not None), None)
+        tail = "".join(run.tails)[-2000:]
+        return CheckResult(
+            verdicts["base"][0], verdicts["plus"][0], first, tail, run.cpu_s, run.wall_s
         )
 
     def check_many(

@@ -9,19 +9,13 @@ Everything here runs in the same process as untrusted code: nothing it writes is
 parent beyond "these bytes came out". Expected outputs never enter this process, so forging a
 pass would require actually computing the right answers.
 
-Request (marshal objects on stdin, each after its length in 4 little-endian bytes so that it is
-read with `marshal.loads` on a slice; the parent is trusted and `json` would cost an import of
-`re`, as `signal` would of `enum` -- start-up time is most of a small task's cost)::
-
-    {"code": str, "entry": str, "mode": "digest" | "values",
-     "load_cpu": s, "n_groups": n}
-    then per group the inputs [[arg, ...], ...] and {"cpu": [s, ...], "wall": [s, ...], "budget": s}
-
-Reply: one JSON array per line on the original stdout (user prints go to /dev/null):
-``["R", g, i, payload]`` an output, a digest or a typed value, ``["X", g, i, msg]`` an
-exception, ``["T", g, i]`` a per-input time limit, ``["G", g]`` group finished, ``["D"]`` done.
-A group stops at its first exception or timeout;
-``g == -1`` means loading the code failed, which fails every group at its first input.
+Answers run in a session (stdin is a pipe from the trusted supervisor, which meters every
+step from outside: no timer or signal in here limits anything). Each step is one frame, its
+marshal bytes after their length in 4 little-endian bytes: ``("L", code, entry, mode)`` loads
+the answer, ``("I", inputs)`` calls it on a batch of inputs. The reply to each step is one frame
+of records, each a tag byte, a 4-byte little-endian length and the payload: ``R`` an output (its
+digest in hex, or its typed JSON value in "values" mode), ``X`` an exception message (the batch
+stops there), ``O`` loaded. User prints go to /dev/null.
 
 Prepare mode (trusted canonical solutions only, never a candidate) runs many problems in one
 sandbox and balances them over forked workers::
@@ -269,32 +263,76 @@ def _frames(data, off=0):
 
 
 def main():
+    if os.fstat(0).st_mode & 0o170000 == 0o010000:  # a pipe: a session of steps
+        return session()
     data = sys.stdin.buffer.read()
     head = next(_frames(data))
-    if head["mode"] == "prepare":
-        return prepare_pool(head, memoryview(data)[4 + unpack("<I", data[:4])[0] :])
-    frames = _frames(data)
-    problems = []
-    for head in frames:
-        groups = [(next(frames), next(frames)) for _ in range(head["n_groups"])]
-        problems.append((head, groups))
+    return prepare_pool(head, memoryview(data)[4 + unpack("<I", data[:4])[0] :])
+
+
+def _read_exact(fd, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def _record(tag, payload):
+    return tag + pack("<I", len(payload)) + payload
+
+
+def session():
+    """Steps from the supervisor until it closes our stdin; one reply frame per step."""
+    in_fd = os.dup(0)
     out_fd = _redirect()
-    pending = []
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+    fn = None
+    mode = "digest"
+    dumps = None
+    while True:
+        head = _read_exact(in_fd, 4)
+        if head is None:
+            return
+        step = marshal.loads(_read_exact(in_fd, unpack("<I", head)[0]))
+        parts = []
+        if step[0] == "L":
+            _, code, entry, mode = step
+            if mode == "values" and dumps is None:
+                from json import dumps
+            try:
+                namespace = {}  # like EvalPlus: no __name__, so `__main__` blocks are skipped
+                exec(compile(code, "<solution>", "exec"), namespace)
+                fn = namespace[entry]
+                parts.append(_record(b"O", b""))
+            except BaseException as e:
+                parts.append(_record(b"X", _message(e)))
+        else:
+            for args in step[1]:
+                try:
+                    out = fn(*args)
+                    if mode == "values":
+                        payload = dumps(typed(out)).encode("utf-8", "surrogatepass")
+                    else:
+                        payload = digest(out).encode()
+                except BaseException as e:
+                    parts.append(_record(b"X", _message(e)))
+                    break
+                parts.append(_record(b"R", payload))
+        body = b"".join(parts)
+        data = pack("<I", len(body)) + body
+        while data:
+            data = data[os.write(out_fd, data) :]
 
-    def emit(line, flush=False):
-        # Batched: one write per 256 lines, at each group's end and at exit. Only a kill at the
-        # backstop loses a batch, and then the verdict is a timeout anyway.
-        pending.append(line)
-        if flush or len(pending) >= 256:
-            data = "".join(pending).encode("utf-8", "surrogatepass")
-            pending.clear()
-            while data:
-                data = data[os.write(out_fd, data) :]
 
-    _setup()
-    for request, groups in problems:
-        run_problem(request, groups, emit)
-    emit('["D"]\n', flush=True)
+def _message(e):
+    try:
+        text = "%s: %s" % (type(e).__name__, str(e)[:200])
+    except BaseException:
+        text = type(e).__name__
+    return text.encode("utf-8", "replace")[:400]
 
 
 def _setup():
@@ -436,67 +474,6 @@ def pool_worker(head, data, queue_fd, emit):
             for out in outs:
                 emit('["V",%d,%d,%s]\n' % (k, i, dumps(typed(out))))
                 i += stride
-    emit("", flush=True)
-
-
-def run_problem(request, groups, emit):
-    mode = request["mode"]
-    dumps = None
-    if mode == "values":
-        from json import dumps
-    settimer, PROF, REAL = _signal.setitimer, _signal.ITIMER_PROF, _signal.ITIMER_REAL
-    clock = time.process_time
-    fn = None
-    try:
-        namespace = {}  # like EvalPlus: no __name__, so `if __name__ == "__main__"` is skipped
-        load_cpu = request["load_cpu"]
-        settimer(PROF, load_cpu, 0.05)
-        settimer(REAL, 3 * load_cpu + 1, 0.05)
-        try:
-            exec(compile(request["code"], "<solution>", "exec"), namespace)
-            fn = namespace[request["entry"]]
-        finally:
-            settimer(PROF, 0)
-            settimer(REAL, 0)
-    except _Timeout:
-        emit('["T",-1,0]\n')
-    except BaseException as e:
-        emit('["X",-1,0,%s]\n' % _text("%s: %s" % (type(e).__name__, str(e)[:200])))
-    if fn is None:
-        emit("", flush=True)
-        return
-    for g, (inputs, group) in enumerate(groups):
-        limits, walls, budget = group["cpu"], group["wall"], group["budget"]
-        spent = 0.0
-        for i, args in enumerate(inputs):
-            cpu_limit = min(limits[i], budget - spent)
-            if cpu_limit <= 0:
-                emit('["T",%d,%d]\n' % (g, i))
-                break
-            try:
-                t0 = clock()
-                settimer(PROF, cpu_limit, 0.05)
-                settimer(REAL, walls[i], 0.05)
-                try:
-                    out = fn(*args)
-                finally:
-                    settimer(PROF, 0)
-                    settimer(REAL, 0)
-                used = clock() - t0
-                spent += used
-                if mode == "values":
-                    payload = dumps(typed(out))
-                else:
-                    payload = '"%s"' % digest(out)
-            except _Timeout:
-                emit('["T",%d,%d]\n' % (g, i))
-                break
-            except BaseException as e:
-                msg = "%s: %s" % (type(e).__name__, str(e)[:200])
-                emit('["X",%d,%d,%s]\n' % (g, i, _text(msg)))
-                break
-            emit('["R",%d,%d,%s]\n' % (g, i, payload))
-        emit('["G",%d]\n' % g, flush=True)
     emit("", flush=True)
 
 

@@ -73,9 +73,18 @@ def poly(xs: list[Any], x: Any) -> float:
 
 
 def _allclose(out: Any, exp: Any, atol: float) -> bool:
+    """`numpy.allclose` on equal shapes only.
+
+    A deliberate deviation from EvalPlus 0.3.1, which lets numpy broadcast: there an output
+    ``[[]]`` "matches" ``[7.7]`` (shapes (1, 0) and (1,) broadcast to an empty array). Here a
+    shape that differs from the expected output's is a wrong answer.
+    """
     import numpy as np  # only value-mode tasks get here
 
-    return bool(np.allclose(out, exp, rtol=1e-07, atol=atol))
+    a, b = np.asarray(out), np.asarray(exp)
+    if a.shape != b.shape or a.dtype == object or b.dtype == object:
+        return False
+    return bool(np.allclose(a, b, rtol=1e-07, atol=atol))
 
 
 def match_values(
@@ -85,7 +94,8 @@ def match_values(
 
     Mirrors EvalPlus 0.3.1 in order, including that once an expected output is a float the
     tolerance of 1e-6 stays on for the later inputs of the same group, and that a failed check
-    ends the group. Unlike 0.3.1, a `find_zero` output within `atol` counts as a pass.
+    ends the group. Unlike 0.3.1, a `find_zero` output within `atol` counts as a pass, and
+    tolerant comparison needs equal shapes (see `_allclose`).
     """
     for i, (out, exp) in enumerate(zip(outs, exps, strict=False)):
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..types import GenerateFn, Grade, GradeInput, content_hash
+from ..types import CodalError, GenerateFn, Grade, GradeInput, content_hash
 
 
 class ExecJudge:
@@ -53,23 +53,20 @@ class ExecJudge:
     def prepare(self, task_data: dict[str, Any]) -> None:
         """Nothing to resolve before grading: `preflight` checks the sandbox."""
 
-    def preflight(self) -> None:
-        """The sandbox can be built here (bubblewrap, the system interpreter, privileges)."""
-        from ..executors.sandbox import SandboxExecutor
-        from ..types import PreflightError
-
-        sandbox = SandboxExecutor()
-        try:
-            sandbox.check()
-        except Exception as exc:
-            raise PreflightError(str(exc)) from exc
-        finally:
-            sandbox.close()
-
     def describe(self) -> dict[str, Any]:
         """For the run record: how answers became programs."""
         return {"extraction": self.extraction, **{k: v for k, v in self.identity().items()
                                                    if k == "evalplus"}}  # fmt: skip
+
+    def preflight(self) -> None:
+        """One line (what is missing, how to enable it; exit 4) unless a sandbox starts here, as
+        root or rootless; the runner calls it before generating anything."""
+        from ..types import PreflightError
+
+        try:
+            self.checker.executor.check()
+        except CodalError as exc:
+            raise PreflightError(str(exc)) from exc
 
     def grade_key(self, item: GradeInput) -> str:
         return content_hash(

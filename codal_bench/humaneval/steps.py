@@ -1,0 +1,208 @@
+"""One HumanEval+ answer run in metered steps, every reply judged as hostile bytes.
+
+The answer is loaded once, then called on batches of inputs. The supervisor outside the answer
+measures each batch's CPU time; a batch may use no more than the smallest per-input limit in it,
+so a batch within that budget proves every input in it was within its own limit. Batches are cut
+from the canonical solution's CPU times so that an honest answer several times slower than the
+canonical one still fits. A batch over its budget is killed and its inputs re-run one at a time
+in a fresh process, each against its own limit -- no round trip per input otherwise, and no
+signal inside the answer that it could ignore.
+
+A reply is parsed as records (tag, length, payload) within a cap derived from the expected
+outputs; anything malformed, oversized or missing is that answer's failure, never the run's.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from codal_bench.executors.session import Session
+from codal_bench.humaneval.compare import Undecodable, decode, match_values
+from codal_bench.humaneval.expected import CHILD_SOURCE, Expected
+
+_HONEST_SLOWDOWN = 4.0  # a batch's canonical CPU times this must stay under its budget
+_RECORD = 5  # tag byte + 4-byte length
+_SLACK = 1024  # room for one exception message
+_WHY = {"exited": "the program exited", "too_big": "output too large"}
+
+
+class Malformed(ValueError):
+    """A reply that does not follow the record format."""
+
+
+def records(reply: bytes) -> list[tuple[bytes, bytes]]:
+    out = []
+    off, end = 0, len(reply)
+    while off < end:
+        if end - off < _RECORD:
+            raise Malformed("truncated record")
+        tag = reply[off : off + 1]
+        size = int.from_bytes(reply[off + 1 : off + 5], "little")
+        off += _RECORD
+        if size > end - off or tag not in (b"R", b"X", b"O"):
+            raise Malformed("bad record")
+        out.append((tag, reply[off : off + size]))
+        off += size
+    return out
+
+
+def _text(payload: bytes) -> str:
+    return payload[:400].decode("utf-8", "replace")
+
+
+def plan(times: list[float], limits: list[float]) -> list[int]:
+    """Batch starts: each batch's canonical CPU, times the slowdown, within its smallest limit."""
+    starts: list[int] = []
+    total, low = 0.0, 0.0
+    for i, (t, lim) in enumerate(zip(times, limits, strict=True)):
+        if starts and (total + t) * _HONEST_SLOWDOWN <= min(low, lim):
+            total += t
+            low = min(low, lim)
+        else:
+            starts.append(i)
+            total, low = t, lim
+    return starts
+
+
+@dataclass
+class AnswerRun:
+    """Checks one answer group by group; `verdict(g)` returns (status, first failure or None)."""
+
+    problem: Mapping[str, Any]
+    code: str
+    expected: Expected
+    checker: Any  # HumanEvalChecker (its executor, limits and memoised inputs)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    tails: list[str] = field(default_factory=list)
+    _session: Session | None = None
+    _load: tuple[str, str] | None = None  # a failure to load: (status, reason)
+
+    def close(self) -> None:
+        if self._session is not None:
+            end = self._session.close()
+            if end.stderr_tail:
+                self.tails.append(end.stderr_tail)
+            self._session = None
+
+    def _live(self) -> Session | None:
+        """A session with the answer loaded, or None when loading failed (see `_load`)."""
+        if self._session is not None and self._session.alive:
+            return self._session
+        self.close()
+        if self._load is not None:
+            return None
+        ck = self.checker
+        total = ck.min_time_limit + 2 * ck.max_group_cpu_s + 2.0
+        self._session = ck.executor.session(CHILD_SOURCE, total, 3 * total + 5)
+        head = ("L", self.code, self.problem["entry_point"], self.expected.mode)
+        lim = ck.min_time_limit
+        st = self._session.step(marshal.dumps(head, 4), lim, 3 * lim + 1, 4096)
+        self.cpu_s += st.cpu_s
+        self.wall_s += st.wall_s
+        if st.status in ("cpu", "wall"):
+            self._load = ("timeout", "load timeout")
+        elif st.status != "ok":
+            self._load = ("fail", _WHY.get(st.status, st.status) + " while loading")
+        else:
+            try:
+                recs = records(st.reply)
+            except Malformed as e:
+                recs = [(b"X", str(e).encode())]
+            if recs != [(b"O", b"")]:
+                why = _text(recs[0][1]) if recs and recs[0][0] == b"X" else "malformed reply"
+                self._load = ("fail", why)
+        return None if self._load is not None else self._session
+
+    def verdict(self, g: str) -> tuple[str, dict[str, Any] | None]:
+        inputs = self.problem[f"{g}_input"]
+        limits = self.checker.limits(self.expected, g)
+        budget = min(self.checker.max_group_cpu_s, sum(limits)) + 1.0
+        starts = plan(self.expected.times[g], limits) + [len(inputs)]
+        ends = dict(zip(starts, starts[1:], strict=False))
+        outs: list[Any] = []
+        i, single_until, spent = 0, 0, 0.0
+
+        def failed(status: str, index: int, reason: str) -> tuple[str, dict[str, Any]]:
+            first = {"group": g, "index": index, "reason": reason}
+            if index < len(inputs):
+                first["input"] = _short(inputs[index])
+            return status, first
+
+        while i < len(inputs):
+            sess = self._live()
+            if sess is None:
+                status, why = self._load or ("fail", "")
+                return failed(status, 0, why)
+            j = i + 1 if i < single_until else ends.get(i, i + 1)
+            low = min(limits[i:j])
+            cpu = min(low, budget - spent)
+            if cpu <= 0:
+                return failed("timeout", i, "group CPU budget")
+            payload = self.checker.batch(self.problem, g, i, j)
+            st = sess.step(payload, cpu, 3 * cpu + 1, self._cap(g, i, j))
+            self.wall_s += st.wall_s
+            if st.status in ("cpu", "wall"):
+                if j - i == 1 or cpu < low:
+                    self.cpu_s += st.cpu_s
+                    return failed("timeout", i, "time limit")
+                single_until = j  # which input? each alone, against its own limit
+                continue
+            self.cpu_s += st.cpu_s
+            spent += st.cpu_s
+            if st.status != "ok":
+                return failed("fail", i, _WHY.get(st.status, st.status))
+            try:
+                recs = records(st.reply)
+            except Malformed:
+                return failed("fail", i, "malformed reply")
+            bad = self._judge(g, i, recs, outs)
+            if bad is not None:
+                return failed("fail", *bad)
+            if len(recs) != j - i:
+                return failed("fail", i + len(recs), "malformed reply")
+            i = j
+        return "pass", None
+
+    def _cap(self, g: str, i: int, j: int) -> int:
+        if self.expected.mode == "digest":
+            return (j - i) * (_RECORD + 32) + _SLACK
+        sizes: list[int] = self.checker.value_sizes(self.expected, g)
+        return sum(4 * s + 64 for s in sizes[i:j]) + (j - i) * _RECORD + _SLACK
+
+    def _judge(
+        self, g: str, i: int, recs: list[tuple[bytes, bytes]], outs: list[Any]
+    ) -> tuple[int, str] | None:
+        """(index, reason) of the first wrong or failed output in this batch, else None."""
+        if self.expected.mode == "digest":
+            want = self.expected.digests[g]
+            for k, (tag, payload) in enumerate(recs):
+                if tag == b"X":
+                    return i + k, "exception: " + _text(payload)
+                if tag != b"R" or i + k >= len(want) or payload != want[i + k].encode():
+                    return i + k, "wrong output"
+            return None
+        for k, (tag, payload) in enumerate(recs):
+            if tag == b"X":
+                return i + k, "exception: " + _text(payload)
+            if tag != b"R":
+                return i + k, "malformed reply"
+            try:
+                outs.append(decode(json.loads(payload)))
+            except (ValueError, Undecodable, RecursionError):
+                return i + k, "malformed output"
+        p = self.problem
+        exps = [decode(v) for v in self.expected.values[g][: len(outs)]]
+        bad = match_values(
+            outs, exps, p[f"{g}_input"][: len(outs)], float(p.get("atol") or 0), p["entry_point"]
+        )
+        return (bad, "wrong output") if bad is not None and bad < len(outs) else None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
