@@ -11,7 +11,7 @@ process: no fork, no exec, no memfd). The supervisor measures the answer's CPU t
 time off the run queue and kills it (its whole pid namespace, nothing else) at the limits.
 
 Forking an interpreter that is already running, rather than starting ``bwrap`` and ``python3``
-per answer, saves about 8 ms of CPU per answer -- more than most HumanEval+ answers run.
+per answer, saves about 8 ms of CPU per answer -- more than most benchmark answers run.
 
 Two ways to run a program: `run` (stdin in, JSON lines out, one CPU/wall limit) and `session`
 (length-framed steps, each with its own CPU/wall limit and a cap on its reply; no round trip
@@ -40,8 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from codal_bench.executors import seccomp
-from codal_bench.executors.session import Session, parse_lines, tail, tail_of, watch_output
-from codal_bench.types import CodalError, ExecResult
+from codal_bench.executors.session import (
+    SandboxUnavailable,
+    Session,
+    parse_lines,
+    tail,
+    tail_of,
+    watch_output,
+)
+from codal_bench.types import ExecResult
 
 SANDBOX_VERSION = "3"
 _SLOTS = 64
@@ -54,10 +61,6 @@ _USERNS_KNOBS = (
     ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
      "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
 )  # fmt: skip
-
-
-class SandboxUnavailable(CodalError):
-    """The sandbox cannot be built here; we never fall back to running code unsandboxed."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class SandboxLimits:
 # Zygotes are started from this pool's one long-lived thread: ``bwrap --die-with-parent`` ties
 # the sandbox to the *thread* that started it (the kernel's parent-death signal fires when that
 # thread ends), and the callers' worker threads come and go.
-_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codal-sandbox")
+_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codal-eval-sandbox")
 
 
 @dataclass
@@ -122,7 +125,7 @@ class SandboxExecutor:
         self._slots: queue.LifoQueue[int] = queue.LifoQueue()
         for slot in reversed(range(_SLOTS)):
             self._slots.put(slot)
-        self._dir = Path(tempfile.mkdtemp(prefix="codal-sandbox-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="codal-eval-sandbox-"))
         self._zygotes: dict[int, _Zygote] = {}
         weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._finalizer = weakref.finalize(self, _stop, self._zygotes)

@@ -19,6 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codal_bench.types import CodalError
+
+
+class SandboxUnavailable(CodalError):
+    """The sandbox cannot be built here; we never fall back to running code unsandboxed."""
+
+
 _TAIL = 2000
 _STATUS = {0: "ok", 1: "cpu", 2: "wall", 3: "exited", 4: "too_big"}
 
@@ -140,8 +147,6 @@ class Session:
     def close(self) -> SessionEnd:
         """End the program (if still running) and report how it ended."""
         if self._end is None:
-            from codal_bench.executors.sandbox import SandboxUnavailable
-
             self.alive = False
             self._sock.close()
             try:

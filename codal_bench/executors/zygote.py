@@ -3,7 +3,7 @@
 # (Runs alone under the system python inside the outer sandbox; standard library only.)
 """Starts each candidate in fresh namespaces by forking an interpreter that is already running.
 
-Starting ``python3`` costs about 6 ms of CPU, more than most HumanEval+ candidates run, so one
+Starting ``python3`` costs about 6 ms of CPU, more than most benchmark candidates run, so one
 sandbox per worker holds this trusted process (the "zygote"). Per request it forks a trusted
 **supervisor**, which enters a new pid namespace and forks the candidate into it as pid 1 (it
 sees no other process; killing it kills all it made, and nothing else). The candidate, still
