@@ -17,7 +17,6 @@ from ..config import SECRET_WORDS
 C = TypeVar("C")
 
 
-
 def is_loopback_url(url: str) -> bool:
     host = urlsplit(url if "//" in url else f"//{url}").hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
