@@ -287,7 +287,7 @@ def flip_thresholds(
 
 
 def replicate_tests(
-    reps: Replicates, margin: Any, pass_margin: Any, alpha: float = ALPHA
+    reps: Replicates, margin: Any, pass_margin: Any, alpha: float = ALPHA, bounds: bool = True
 ) -> dict[str, FloatArray]:
     """p-values of H0: drop <= margin (a regression) and H0: drop >= pass_margin (a pass),
     and the one-sided (1 - alpha) bounds that invert them: p_regression < alpha exactly when
@@ -302,13 +302,16 @@ def replicate_tests(
     p_reg = (base + (v <= m + 1e-12).sum(axis=0)) / reps.total
     p_pass = (base + (v >= mp - 1e-12).sum(axis=0)) / reps.total
     # the largest count of replicates on a tail that still gives p < alpha
+    out = {"p_regression": p_reg, "p_pass": p_pass}
+    if not bounds:
+        return out
     kk = int(np.ceil(alpha * reps.total - base)) - 1
-    if kk < 0 or kk >= len(v):
-        lo, hi = np.full(g, -np.inf), np.full(g, np.inf)
+    if kk < 0 or kk >= len(v) - 1 - kk:
+        out["lo"], out["hi"] = np.full(g, -np.inf), np.full(g, np.inf)
     else:
-        lo = np.partition(v, kk, axis=0)[kk]
-        hi = np.partition(v, len(v) - 1 - kk, axis=0)[len(v) - 1 - kk]
-    return {"p_regression": p_reg, "p_pass": p_pass, "lo": lo, "hi": hi}
+        part = np.partition(v, [kk, len(v) - 1 - kk], axis=0)
+        out["lo"], out["hi"] = part[kk], part[len(v) - 1 - kk]
+    return out
 
 
 def mcnemar_tests(

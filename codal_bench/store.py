@@ -59,10 +59,23 @@ class Migration:
     apply: Callable[[sqlite3.Connection], None]
 
 
+def _create_bundles(c: sqlite3.Connection) -> None:
+    """Runs imported from baseline bundles: which file content made which run, and the judge
+    endpoints the bundle named (never used unless the user names them again)."""
+    c.execute(
+        """CREATE TABLE IF NOT EXISTS bundles(
+            sha256 TEXT PRIMARY KEY, run_id TEXT NOT NULL, source_run TEXT NOT NULL,
+            path TEXT NOT NULL, endpoints TEXT NOT NULL, imported REAL NOT NULL)"""
+    )
+
+
 MIGRATIONS = (
     Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
+    # 2 and 3 are other branches' steps; each step only creates what it needs (IF NOT EXISTS),
+    # so the order in which they are merged does not matter.
+    Migration(4, "bundles: runs imported from portable baseline files", _create_bundles),
 )
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
 
 
 def _disk_problem(path: Path) -> str | None:

@@ -44,6 +44,7 @@ from .. import stats as gs
 from ..config import backend_options
 from ..store import Store
 from ..types import CodalError, UsageError
+from .baseline import Selection, find_baseline, items_for, resolve
 from .decide import DECISIONS, MetricInput, decide, test_metric
 from .diff import DiffResult, diff_runs, render_diff
 from .paired import Paired, paired_metrics
@@ -60,6 +61,7 @@ from .result import (
 
 __all__ = [
     "CheckError",
+    "find_baseline",
     "CheckResult",
     "MetricResult",
     "DiffResult",
@@ -85,8 +87,13 @@ def compare_runs(
     seed: int = 0,
     alpha: float = gs.ALPHA,
     strict_settings: bool = True,
+    subset: bool = False,
 ) -> CheckResult:
-    """Per-metric decisions for candidate vs baseline on their common items (see module doc)."""
+    """Per-metric decisions for candidate vs baseline on their common items (see module doc).
+
+    `subset`: the candidate ran on part of the baseline (`check --tasks/--limit`); the baseline
+    is compared on exactly the candidate's items.
+    """
     import time
 
     if inconclusive not in ("pass", "fail"):
@@ -102,6 +109,9 @@ def compare_runs(
         if info.status != "complete":
             raise CheckError(f"{role} run {info.run_id} is {info.status}, not complete")
     rows_a, rows_b = store.results(base.run_id), store.results(cand.run_id)
+    if subset:
+        chosen = {(r["task"], r["item_id"]) for r in rows_b}
+        rows_a = [r for r in rows_a if (r["task"], r["item_id"]) in chosen]
     if strict_settings:
         for task in sorted(set(base.config.tasks) & set(cand.config.tasks)):
             check_same_settings(
@@ -213,43 +223,6 @@ def need_text(m: MetricResult) -> str:
     return text
 
 
-def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
-    """A run id (or unique prefix, or `latest`), else the newest complete run of a model spec."""
-    try:
-        return store.run(baseline).run_id
-    except CodalError as exc:
-        why = str(exc)
-    names = {baseline}
-    try:
-        from ..spec import parse_spec
-
-        spec = parse_spec(baseline)
-        names |= {str(spec), spec.model}
-        if Path(spec.model).exists():
-            names.add(f"{spec.backend}:{Path(spec.model).resolve()}")
-    except CodalError:
-        pass
-    runs = [r for r in store.runs("complete") if r.model in names or r.config.model in names]
-    if judge is not None:
-        runs = [r for r in runs if r.judge == judge] or runs
-    if not runs:
-        raise CheckError(
-            f"baseline: {why}, and no complete run of a model {baseline!r} is stored either "
-            f"(pass a run id, or run `codal-eval run --model {baseline} ...` first)"
-        )
-    return runs[-1].run_id
-
-
-def _is_spec(text: str) -> bool:
-    from ..spec import parse_spec
-
-    try:
-        parse_spec(text)
-    except CodalError:
-        return False
-    return True
-
-
 def run_check(
     store: Store,
     *,
@@ -261,39 +234,26 @@ def run_check(
     n_boot: int = 10000,
     seed: int = 0,
     quiet: bool = True,
+    baseline_sha256: str | None = None,
+    selection: Selection | None = None,
     **overrides: Any,
 ) -> CheckResult:
     """Find the baseline, run the candidate like it (the store reuses what it can), compare."""
-    from ..config import RunOptions
     from ..progress import Progress
     from ..rerun import run_like
-    from ..runner import run
 
+    sel = selection or Selection()
     overrides = {k: v for k, v in overrides.items() if v not in (None, {}, ())}
     with Progress(enabled=not quiet) as progress:
+        base_id, notes = resolve(store, baseline, judge, sel, overrides, progress, baseline_sha256)
+        items = items_for(store, base_id, sel)
         try:
-            base_id = find_baseline(store, baseline, judge)
-        except CheckError:
-            if not _is_spec(baseline):
-                raise
-            # "found or made": a model spec without a stored run gets one, with default tasks and
-            # the judge settings of this check (the candidate's -M/--base-url are not its own).
-            shared = {k: v for k, v in overrides.items() if k.startswith(("judge", "reference"))}
-            try:
-                made = run(RunOptions(model=baseline, judge=judge, **shared), store, progress)
-            except UsageError:
-                raise
-            except CodalError as exc:
-                raise CheckError(f"the baseline run of {baseline} failed: {exc}") from exc
-            assert made.run_id is not None
-            base_id = made.run_id
-        try:
-            cand_id = run_like(store, base_id, model, judge, progress, **overrides)
+            cand_id = run_like(store, base_id, model, judge, progress, items=items, **overrides)
         except UsageError:
             raise
         except CodalError as exc:
             raise CheckError(f"the candidate run failed: {exc}") from exc
-    return compare_runs(
+    result = compare_runs(
         store,
         base_id,
         cand_id,
@@ -301,7 +261,10 @@ def run_check(
         inconclusive=inconclusive,
         n_boot=n_boot,
         seed=seed,
+        subset=items is not None,
     )
+    result.notes[:0] = notes
+    return result
 
 
 def check(
@@ -327,8 +290,20 @@ def check(
     model_kv: tuple[str, ...] = (),
     concurrency: int | None = None,
     n_boot: int = 10000,
+    baseline_sha256: str | None = None,
+    tasks: str | list[str] | None = None,
+    limit: int | None = None,
+    samples: int | None = None,
+    temperature: float | None = None,
+    data: tuple[str, ...] = (),
 ) -> int:
     """What `codal-eval check` does: run, compare, print, write reports; returns the exit code."""
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    by_task = {
+        k: v for k, _, v in (d.partition("=") for d in data if "=" in d and not Path(d).exists())
+    }
+    bare = [d for d in data if "=" not in d or Path(d).exists()]
     m_opts = backend_options(model_kv, base_url, "-M")
     j_opts = backend_options(judge_kv, judge_base_url, "-J")
     overrides: dict[str, Any] = {
@@ -340,6 +315,8 @@ def check(
         "reference": reference,
         # 1 is the flag's default: keep the baseline's repeats unless more were asked for.
         "judge_repeats": judge_repeats if judge_repeats and judge_repeats > 1 else None,
+        "data": by_task,
+        "data_files": bare,
     }
     result = run_check(
         store,
@@ -351,6 +328,8 @@ def check(
         n_boot=n_boot,
         seed=seed,
         quiet=quiet,
+        baseline_sha256=baseline_sha256,
+        selection=Selection(tasks or None, limit, samples, temperature),
         **overrides,
     )
     from rich.console import Console

@@ -53,9 +53,13 @@ class MetricInput:
 
 
 def test_metric(
-    x: MetricInput, *, n_tests: int, n_boot: int, seed: int, alpha: float
+    x: MetricInput, *, n_tests: int, n_boot: int, seed: int, alpha: float, bounds: bool = True
 ) -> dict[str, Any]:
-    """Drop, bounds, p-values, the test used and the sample-size need, each an array of G."""
+    """Drop, bounds, p-values, the test used and the sample-size need, each an array of G.
+
+    The decision needs only the p-values; `bounds=False` skips the interval (a sort of every
+    comparison's replicates), which the simulation does not print.
+    """
     cols = [np.asarray(d, dtype=np.float64).reshape(len(d), -1) for d in x.strata]
     g = cols[0].shape[1]
     eff, m = x.effective_margin, x.margin
@@ -69,7 +73,7 @@ def test_metric(
         method[:] = "exact McNemar (conditional binomial, margin-shifted)"
         discordant = np.stack([b, c])
     else:
-        t = _resampling(cols, x.weights, eff, m, n_boot, seed, alpha, method)
+        t = _resampling(cols, x.weights, eff, m, (n_boot, seed, alpha, bounds), method)
         discordant = None
     mdd = eff + (gs.z(1 - alpha / max(1, n_tests)) + gs.z(gs.POWER)) * se
     if x.binary:
@@ -92,12 +96,11 @@ def _resampling(
     weights: list[float],
     eff: float,
     margin: float,
-    n_boot: int,
-    seed: int,
-    alpha: float,
+    how: tuple[int, int, float, bool],
     method: Any,
 ) -> dict[str, Any]:
     """Sign flips where a stratum has few non-zero differences, the bootstrap elsewhere."""
+    n_boot, seed, alpha, bounds = how
     nonzero = np.min([np.count_nonzero(d, axis=0) for d in cols], axis=0)
     small = nonzero < gs.SMALL_N
     out: dict[str, Any] = {}
@@ -109,8 +112,8 @@ def _resampling(
         else:
             boots = gs.bootstrap_drops(cols, weights, n_boot, seed)
             reps = gs.Replicates(boots, n_boot + 1, 0, "paired bootstrap")
-        t = gs.replicate_tests(reps, eff, margin, alpha)
-        t["p_no_drop"] = gs.replicate_tests(reps, 0.0, 0.0, alpha)["p_regression"]
+        t = gs.replicate_tests(reps, eff, margin, alpha, bounds)
+        t["p_no_drop"] = gs.replicate_tests(reps, 0.0, 0.0, alpha, bounds=False)["p_regression"]
         for k, v in t.items():
             out[k] = np.where(use, v, out[k]) if k in out else np.where(use, v, np.nan)
         label = reps.method + (" (stratified)" if len(cols) > 1 else "")
