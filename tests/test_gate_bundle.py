@@ -155,8 +155,10 @@ def test_bundle_through_the_cli(tmp_path: Path, codal_data: Path) -> None:
         assert sha in p.stderr
         before = srv.count()
         fresh = tmp_path / "fresh.sqlite"
-        base = ["check", "--model", "openai:cand", "--base-url", srv.url, "--baseline",
-                str(bundle), "--data", str(codal_data), "--store", str(fresh), "--quiet"]  # fmt: skip
+        base = [
+            "check", "--model", "openai:cand", "--base-url", srv.url, "--baseline", str(bundle),
+            "--data", str(codal_data), "--store", str(fresh), "--quiet",
+        ]  # fmt: skip
 
         # the bundle names its judge's URL: not contacted unless named again → one line, exit 4
         p = cli(*base, env=ENV)
