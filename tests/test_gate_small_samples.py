@@ -43,7 +43,7 @@ def test_one_item_per_preference_is_never_a_regression(tmp_path: Path) -> None:
     avg = next(m for m in res.metrics if m.name == "codal-average")
     # equal differences have SD 0; the plan falls back to the scale's SD (10/4) rather than 0
     z = gs.z(1 - 0.05 / 6) + gs.z(0.8)
-    assert avg.need_items == int(np.ceil(5 * (z * 2.5 / np.sqrt(5) / 0.25) ** 2))
+    assert avg.need_items == int(np.ceil(5 * (z * 2.5 / np.sqrt(5) / avg.margin) ** 2))
     text = str(render_terminal(res).renderables[1])
     assert "you need ≈" in text
 

@@ -76,7 +76,7 @@ def export_bundle(store: Store, run_id: str, out: Path) -> dict[str, Any]:
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "codal_eval": version("codal-eval"),
+        "made_by": f"codal-eval {version('codal-eval')}",
         "run": {
             "run_id": run.run_id,
             "created": run.created,
