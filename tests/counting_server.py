@@ -71,8 +71,13 @@ class CountingServer:
     """Use as a context manager; `url` is the OpenAI base URL (with /v1), `root` the bare one."""
 
     def __init__(
-        self, delay_s: float = 0.0, lifetime_s: float = 600.0, max_requests: int = 5000
+        self,
+        delay_s: float = 0.0,
+        lifetime_s: float = 600.0,
+        max_requests: int = 5000,
+        reply: Any = None,
     ) -> None:
+        self.reply = reply or reply_for  # (model, prompt) -> text
         self.delay_s = delay_s
         self.lifetime_s = lifetime_s
         self.max_requests = max_requests
@@ -177,7 +182,7 @@ class CountingServer:
                 k: v for k, v in headers.items() if k.lower() in ("authorization", "x-api-key")
             }
             return 400, _error(f"invalid request with credentials {creds}", anthropic)
-        text = reply_for(model, prompt)
+        text = self.reply(model, prompt)
         p_tok, c_tok = len(prompt) // 4 + 1, len(text) // 4 + 1
         if anthropic:
             return 200, {

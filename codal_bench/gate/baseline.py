@@ -59,7 +59,10 @@ def resolve(
     """The baseline run id, and notes for the report."""
     if is_bundle_path(baseline):
         imported = import_bundle(store, Path(baseline).expanduser(), sha256)
-        guard_endpoints(imported, overrides.get("judge_options") or {})
+        config = store.run(imported.run_id).config
+        judged = [t for t in (sel.tasks or config.tasks) if t in config.tasks]
+        if any(config.tasks[t].judged for t in judged):  # no judge, no endpoint to guard
+            guard_endpoints(imported, overrides.get("judge_options") or {})
         note = (
             f"baseline from bundle {baseline} (sha256 {imported.sha256}, exported run "
             f"{imported.source_run}); its answers and grades serve this baseline only"
