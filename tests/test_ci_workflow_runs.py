@@ -225,7 +225,7 @@ def _scenario(
         "CODAL_API_BASE_URL": cand.url,
         "CODAL_JUDGE": "openai:judge-1",
         "CODAL_JUDGE_BASE_URL": judge.url,
-        "CODAL_LIMIT": "10",  # the offline data's 10 items per preference
+        # no CODAL_LIMIT: every item, i.e. the offline data's 10 per preference and 164 tasks
         "CODAL_SAMPLES": "1",
         "CODAL_TEMPERATURE": "0",
         # one greedy sample per task: 15 of 164 broken is a drop of 0.091, which the exact test
