@@ -353,10 +353,10 @@ def check_cmd(**kw: Any) -> None:
     \b
     Recommended size (a seeded simulation with judge SD 1.5 and 10 % of pass/fail verdicts
     flipping each way: an unchanged model passes >= 80 % of the time, a drop of twice a
-    margin fails >= 80 %): a baseline run with --limit 50 --samples 10 --temperature 0.8,
-    the default margins (rating average 0.5, each rating group 1.25, pass@1 0.05) and
-    --inconclusive fail. Smaller runs end inconclusive more often; the report prints how many
-    items or samples a metric needs.
+    margin fails >= 80 %): a baseline run of every item with --samples 10 --temperature 0.8
+    (100 rated items per preference, 164 executed tasks), the default margins (rating average
+    0.4, each preference 1.0, pass@1 0.05) and --inconclusive fail. Smaller runs end
+    inconclusive more often; the report prints how many items or samples a metric needs.
     """
     from .gate import check
 

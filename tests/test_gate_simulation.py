@@ -19,15 +19,15 @@ GATES = 1000
 
 
 def recommended() -> Settings:
-    """The README's recommended settings: 50 items per preference, 10 samples per task, and
-    the metrics' default margins (which the recommendation adopts)."""
+    """The README's recommended settings: every item (100 per preference, 164 tasks), 10 samples
+    per task, and the metrics' default margins (which the recommendation adopts)."""
     margins = {preference_metric(p).name: preference_metric(p).gate_margin for p in PREFERENCES}
     margins[AVERAGE.name] = AVERAGE.gate_margin
     margins["humaneval-plus"] = he_metric("plus", 1).gate_margin
     margins["humaneval"] = he_metric("base", 1).gate_margin
     clean = {k: float(v) for k, v in margins.items() if v is not None}
     assert len(clean) == 8
-    return Settings(per_pref=50, samples=10, margins=clean, inconclusive="fail")
+    return Settings(per_pref=100, samples=10, margins=clean, inconclusive="fail")
 
 
 def test_recommended_margins_are_within_the_issue_bounds() -> None:
