@@ -130,7 +130,10 @@ def _clone(src: Path, dest: Path, user: str | None) -> Path:
 
 def _commit_sha(ws: Path) -> str:
     return subprocess.run(
-        ["git", "-C", str(ws), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ["git", "-c", "safe.directory=*", "-C", str(ws), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
 
