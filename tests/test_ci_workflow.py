@@ -1,4 +1,5 @@
-"""Acceptance 4: the example workflow is valid GitHub Actions YAML with the gate wired in."""
+"""The example workflow is valid GitHub Actions YAML with the gate wired in (its steps are run
+for real in tests/test_ci_workflow_runs.py)."""
 
 from __future__ import annotations
 
@@ -88,10 +89,10 @@ def test_gpu_job_runs_the_gate_and_reports(wf: dict[Any, Any]) -> None:
     job = wf["jobs"]["gate-gpu"]
     assert job["runs-on"] == ["self-hosted", "gpu"]
     steps = job["steps"]
-    assert any("codal-eval[vllm]" in s.get("run", "") for s in steps)
+    assert any('"$CODAL_EVAL_PACKAGE" "vllm' in s.get("run", "") for s in steps)
     uses = [s.get("uses", "") for s in steps]
     assert any(u.startswith("actions/checkout@") for u in uses)
-    assert any(u.startswith("actions/cache/restore@") for u in uses)
+    assert not any("cache" in u for u in uses), "the baseline is a bundle, not a cached store"
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
     run = _check_step(job)
     for flag in (
@@ -122,3 +123,21 @@ def test_api_variant_uses_secrets_not_a_gpu(wf: dict[Any, Any]) -> None:
     env = wf["env"]
     assert env["OPENAI_API_KEY"] == "${{ secrets.OPENAI_API_KEY }}"
     assert "${{ secrets." in env["ANTHROPIC_API_KEY"]
+
+
+def test_api_job_order_and_safety(wf: dict[Any, Any]) -> None:
+    steps = wf["jobs"]["gate-api"]["steps"]
+    runs = [str(s.get("run", "")) for s in steps]
+    # no expression inside a script: inputs reach the shell through env only
+    assert not any("${{" in r for r in runs)
+
+    def index(text: str) -> int:
+        return next(i for i, r in enumerate(runs) if text in r)
+
+    assert index("apt-get install -y -q bubblewrap") < index('pip install "$CODAL_EVAL_PACKAGE"')
+    assert index("SandboxExecutor") < index("codal-eval check")  # preflight first
+    assert index("codal-eval check") < index("codal-eval-gate -->") < index("--format bundle")
+    assert "--method PATCH" in runs[index("codal-eval-gate -->")]  # one comment, edited
+    assert '--baseline "$BUNDLE"' in runs[index("codal-eval check")]
+    assert "CANDIDATE//\\{sha\\}/$SHA" in runs[index("CANDIDATE=")]
+    assert wf["env"]["FORK"] == "${{ github.event.pull_request.head.repo.fork }}"
