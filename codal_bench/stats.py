@@ -93,21 +93,6 @@ def resampled_means(counts: FloatArray, x: FloatArray) -> FloatArray:
     return out
 
 
-def stratified_replicates(
-    strata: Sequence[FloatArray], weights: Sequence[float], n_boot: int, seed: int
-) -> FloatArray:
-    """Replicates of sum(w * mean(stratum)), items resampled within each stratum, in blocks."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    out = np.zeros(n_boot)
-    for start in range(0, n_boot, CHUNK):
-        stop = min(n_boot, start + CHUNK)
-        for d, w in zip(strata, weights, strict=True):
-            out[start:stop] += w * d[draw(rng, len(d), stop - start)].mean(axis=1)
-    return out
-
-
 def percentile_interval(
     boot: FloatArray, level: float = 0.95, *, axis: int = 0, conservative: bool = False
 ) -> tuple[Any, Any]:
@@ -142,7 +127,7 @@ def mean_interval(
     x = x[np.isfinite(x)]
     if x.size == 0:
         return None
-    boot = stratified_replicates([x], [1.0], n_boot, seed)
+    boot = bootstrap_drops([x], [1.0], n_boot, seed)[:, 0]
     lo, hi = percentile_interval(boot, level)
     return [float(lo), float(hi)]
 
@@ -232,7 +217,10 @@ def bootstrap_drops(
     for start in range(0, n_boot, CHUNK):
         stop = min(n_boot, start + CHUNK)
         for d, w in zip(cols, weights, strict=True):
-            out[start:stop] += (w / len(d)) * (draw_counts(rng, len(d), stop - start) @ d)
+            if d.shape[1] == 1:  # one comparison: gathering is cheaper than counting
+                out[start:stop, 0] += w * d[draw(rng, len(d), stop - start), 0].mean(axis=1)
+            else:
+                out[start:stop] += (w / len(d)) * (draw_counts(rng, len(d), stop - start) @ d)
     return out
 
 
@@ -401,11 +389,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     b = items that pass in the baseline and fail in the candidate, c = the reverse. Under H0 each
     discordant item is equally likely to go either way, so b ~ Binomial(b + c, 1/2).
     """
-    from scipy.stats import binomtest
-
-    if b + c == 0:
-        return 1.0
-    return float(binomtest(b, b + c, 0.5, alternative="greater").pvalue)
+    return mcnemar_margin(b, c, max(1, b + c), 0.0)
 
 
 def mcnemar_margin(b: int, c: int, n: int, margin: float) -> float:
@@ -415,19 +399,11 @@ def mcnemar_margin(b: int, c: int, n: int, margin: float) -> float:
     means a discordant item goes baseline-pass → candidate-fail with probability
     pi0 = (1 + margin·n/N) / 2 (the discordance rate N/n plugged in). The test is the exact
     binomial tail P(Binomial(N, pi0) >= b). When pi0 >= 1 even all N discordant items could not
-    make a drop above the margin, so the p-value is 1.
+    make a drop above the margin, so the p-value is 1. (One comparison of `mcnemar_tests`.)
     """
-    from scipy.stats import binomtest
-
     if margin < 0:
         raise ValueError("margin must be >= 0")
-    big_n = b + c
-    if big_n == 0:
-        return 1.0
-    pi0 = (1 + margin * n / big_n) / 2
-    if pi0 >= 1:
-        return 1.0
-    return float(binomtest(b, big_n, pi0, alternative="greater").pvalue)
+    return float(mcnemar_tests(b, c, n, margin, margin)["p_regression"][0])
 
 
 def mcnemar_min_detectable(n: int, margin: float, alpha: float) -> float:
