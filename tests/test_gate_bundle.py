@@ -179,3 +179,36 @@ def test_bundle_through_the_cli(tmp_path: Path, codal_data: Path) -> None:
         # a wrong pin: exit 4, one line
         p = cli(*base, "--judge-base-url", srv.url, "--baseline-sha256", "0" * 64, env=ENV)
         assert p.returncode == 4 and "SHA-256" in one_error_line(p)
+
+
+def test_endpoint_guard_applies_to_judged_tasks_only(tmp_path: Path) -> None:
+    """A bundle whose judge was at some URL: gating only execution-graded tasks needs no judge,
+    so nothing is refused; gating the judged task without naming a judge URL is exit 4."""
+    from codal_bench.gate.baseline import Selection, resolve
+    from codal_bench.progress import Progress
+
+    origin = Store(tmp_path / "origin.sqlite")
+    codal = {("style", f"s{i}"): [7.0] for i in range(3)}
+    run_id = write_run(origin, "m", codal=codal, humaneval=_he(5, 0))
+    info = origin.run(run_id)
+    info.config.options = {"judge": "openai:judge-x", "tasks": list(info.config.tasks),
+                           "judge_options": {"base_url": "http://198.51.100.7:8000/v1",
+                                             "api_key": "dropped", "timeout": "30"}}  # fmt: skip
+    info.config.tasks["codal-bench"].judged = True
+    with origin.transaction() as c:
+        from codal_bench.types import canonical_json
+
+        c.execute("UPDATE runs SET config=? WHERE run_id=?",
+                  (canonical_json(info.config.to_dict()), run_id))  # fmt: skip
+    path = tmp_path / "b.codal-bundle"
+    export_bundle(origin, run_id, path)
+    fresh = Store(tmp_path / "fresh.sqlite")
+    progress = Progress(enabled=False)
+    base_id, _ = resolve(fresh, str(path), None, Selection(["humaneval-plus"]), {}, progress)
+    stored = fresh.run(base_id).config.options
+    assert stored["judge_options"] == {"timeout": "30"}  # the endpoint never reaches the store
+    with pytest.raises(BundleError, match="198.51.100.7") as err:
+        resolve(fresh, str(path), None, Selection(), {}, progress)
+    assert err.value.exit_code == 4
+    named = {"judge_options": {"base_url": "http://127.0.0.1:1/v1"}}
+    assert resolve(fresh, str(path), None, Selection(), named, progress)[0] == base_id

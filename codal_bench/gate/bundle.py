@@ -13,7 +13,8 @@ A bundle is untrusted input, so importing it is built to be harmless:
 - its answers and grades are stored under keys no run ever computes (`bundle:<sha>:<key>`), so
   the content-keyed cache can never hand them to another run: they serve the baseline only;
 - the options it carries are not trusted to send anything anywhere: local paths (data files,
-  principles, template folders) are dropped, and so is every judge option naming an endpoint.
+  principles, template folders) are dropped, and so is every judge option naming an endpoint or
+  looking like a credential.
   The endpoints are kept aside; a check against the bundle refuses to start (exit 4) unless the
   user names a judge endpoint on the command line, since otherwise prompts, answers and the API
   key's bearer header would go wherever a downloaded file said.
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, RunRecord
+from ..config import RunConfig, RunRecord, public
 from ..store import ItemRef, Store
 from ..types import Generation, Grade, canonical_json
 from .result import CheckError
@@ -244,7 +245,7 @@ def _untrusted_config(raw: dict[str, Any]) -> tuple[RunConfig, dict[str, str]]:
     config = RunConfig.from_dict(raw)
     opts = dict(config.options)
     endpoints: dict[str, str] = {}
-    judge_opts = dict(opts.get("judge_options") or {})
+    judge_opts = public(dict(opts.get("judge_options") or {}))  # no credentials either
     for k, v in list(judge_opts.items()):
         if k == "base_url" or (isinstance(v, str) and "://" in v):
             endpoints[k] = str(v)
