@@ -243,7 +243,7 @@ def run_check(
     from ..rerun import run_like
 
     sel = selection or Selection()
-    overrides = {k: v for k, v in overrides.items() if v not in (None, {}, ())}
+    overrides = {k: v for k, v in overrides.items() if v not in (None, {}, (), [])}
     with Progress(enabled=not quiet) as progress:
         base_id, notes = resolve(store, baseline, judge, sel, overrides, progress, baseline_sha256)
         items = items_for(store, base_id, sel)
