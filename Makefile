@@ -28,8 +28,11 @@ install-dev: install
 	$(PIP) install -q -e '.[cpu,dev]'
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 
+# The embedded 135M model is a weak judge: most of its replies carry no "Rating: N", so the demo
+# allows every reply to be unparsable (the published rule counts them 0, and the summary says so
+# loudly) instead of ending as an invalid run.
 demo: install
-	codal-eval --model smollm2 --judge smollm2 --limit $(LIMIT)
+	codal-eval --model smollm2 --judge smollm2 --limit $(LIMIT) --max-parse-failure-rate 1
 
 test: install-dev
 	$(PY) -m pytest -m "" -p no:cacheprovider

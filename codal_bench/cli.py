@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 from click_default_group import DefaultGroup
 
-from .types import CodalError
+from .types import CodalError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,7 +30,10 @@ def _split(value: str | None) -> list[str] | None:
     if not value:
         return None
     if value.startswith("@"):
-        text = Path(value[1:]).read_text(encoding="utf-8")
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{value}: cannot read {value[1:]} ({exc.strerror or exc})") from exc
         return [x.strip() for x in text.replace(",", "\n").splitlines() if x.strip()]
     return [x.strip() for x in value.split(",") if x.strip()]
 
@@ -126,6 +129,31 @@ def _judge_options(f: F) -> F:
     return f
 
 
+def _outcome_options(f: F) -> F:
+    for opt in reversed(
+        [
+            click.option(
+                "--max-error-rate",
+                type=click.FloatRange(0, 1),
+                default=0.0,
+                show_default=True,
+                help="Share of answers or grades that may be missing (each scored as a failure) "
+                "for the run to count as complete; above it the run is incomplete (exit 1).",
+            ),
+            click.option(
+                "--max-parse-failure-rate",
+                type=click.FloatRange(0, 1),
+                default=0.5,
+                show_default=True,
+                help="Share of judge replies without a rating above which the run is invalid "
+                "(exit 1); below it they count 0, as published.",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
 def _store_option(f: F) -> F:
     return click.option("--store", type=click.Path(dir_okay=False), help="Results store (SQLite).")(
         f
@@ -165,10 +193,23 @@ def _store_option(f: F) -> F:
     "--dry-run", is_flag=True, help="Count requests and tokens (cache hits included); send nothing."
 )
 @click.option("--max-cost", type=float, help="Stop before spending more than this many USD.")
+@_outcome_options
+@click.option(
+    "--refresh",
+    type=click.Choice(["candidate", "judge", "all"]),
+    help="Ask again instead of using stored answers (candidate), grades (judge) or both; "
+    "the old rows stay in the store.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_store_option
 def run_cmd(**kw: Any) -> None:
-    """Generate, grade and record one model's run."""
+    """Generate, grade and record one model's run.
+
+    Exit codes: 0 the run is complete; 1 it finished incomplete (missing answers or grades
+    beyond --max-error-rate: run the same command again to resume) or invalid (the judge's
+    replies mostly had no rating); 2 usage error; 4 could not start (bad input, an endpoint or
+    the sandbox failed its check before anything was sent).
+    """
     from .config import RunOptions, backend_options
     from .report import print_dry_run, print_summary
     from .runner import run
@@ -201,6 +242,9 @@ def run_cmd(**kw: Any) -> None:
         dry_run=kw["dry_run"],
         max_cost=kw["max_cost"],
         timeout_s=kw["timeout"],
+        max_error_rate=kw["max_error_rate"],
+        max_parse_failure_rate=kw["max_parse_failure_rate"],
+        refresh=kw["refresh"],
     )
     from .progress import Progress
 
@@ -214,17 +258,23 @@ def run_cmd(**kw: Any) -> None:
         result = run(opts, open_store, progress)
     if result.dry_run is not None:
         print_dry_run(result.dry_run)
-    else:
-        print_summary(result.run_id, result.summary, result.record, opened[0].path)
+        return
+    print_summary(result.run_id, result.summary, result.record, opened[0].path, result.status)
+    if result.status != "complete":
+        sys.exit(1)
 
 
 @cli.command("grade")
 @click.argument("run_id")
 @_judge_options
-@click.option("--quiet", is_flag=True)
+@_outcome_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 @_store_option
 def grade_cmd(run_id: str, **kw: Any) -> None:
-    """Re-grade a stored run's answers with another judge or templates (no new generation)."""
+    """Re-grade a stored run's answers with another judge or templates (no new generation).
+
+    Exit codes as for run: 0 complete, 1 incomplete or invalid, 2 usage, 4 could not start.
+    """
     from .config import backend_options
     from .progress import Progress
     from .regrade import regrade
@@ -243,8 +293,12 @@ def grade_cmd(run_id: str, **kw: Any) -> None:
             judge_repeats=kw["judge_repeats"],
             concurrency=kw["judge_concurrency"],
             progress=progress,
+            max_error_rate=kw["max_error_rate"],
+            max_parse_failure_rate=kw["max_parse_failure_rate"],
         )
-    print_summary(result.run_id, result.summary, result.record, store.path)
+    print_summary(result.run_id, result.summary, result.record, store.path, result.status)
+    if result.status != "complete":
+        sys.exit(1)
 
 
 @cli.command("export")
@@ -377,6 +431,61 @@ def diff_cmd(run_a: str, run_b: str, top: int, store: str | None) -> None:
     _console().print(render_diff(d, top=top))
 
 
+@cli.command("judge-audit")
+@click.option("--judge", required=True, help="Judge model spec to audit (as for run --judge).")
+@click.option(
+    "--judge-templates",
+    help="Judge template set: a name under judges/ or a folder (the audit is tied to its hash).",
+)
+@click.option("--judge-base-url", help="OpenAI-compatible server for the judge.")
+@click.option("-J", "judge_kv", multiple=True, metavar="KEY=VALUE", help="Backend option.")
+@click.option("--judge-concurrency", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--run",
+    "run_id",
+    help="A stored HumanEval+ run whose answers the judge rates (default: the built-in audit set).",
+)
+@click.option(
+    "--preference",
+    help="Which of the judge's prompts rates the answers (default: instruction-following).",
+)
+@click.option("--data", type=click.Path(dir_okay=False), help="Problems file for the built-in set.")
+@click.option("--limit", type=click.IntRange(1), help="Built-in set: only its first N problems.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report.")
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds per request."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_store_option
+def judge_audit_cmd(**kw: Any) -> None:
+    """How well a judge's ratings separate answers that pass their tests from ones that fail."""
+    from .config import backend_options
+    from .judging import auditor
+    from .progress import Progress
+
+    audit = auditor()
+    store = _store(kw["store"])
+    with Progress(enabled=not kw["quiet"]) as progress:
+        result = audit(
+            store,
+            judge=kw["judge"],
+            judge_options=backend_options(kw["judge_kv"], kw["judge_base_url"], "-J"),
+            judge_templates=kw["judge_templates"],
+            run=kw["run_id"],
+            preference=kw["preference"],
+            data=kw["data"],
+            limit=kw["limit"],
+            concurrency=kw["judge_concurrency"],
+            timeout_s=kw["timeout"],
+            seed=kw["seed"],
+            progress=progress,
+        )
+    if kw["json_path"]:
+        result.write_json(kw["json_path"])
+    _console().print(result.renderable())
+
+
 @cli.command("plugins")
 def plugins_cmd() -> None:
     """Every backend, judge and task: where it came from and whether it loads."""
@@ -411,6 +520,10 @@ def main(argv: list[str] | None = None) -> None:
     except CodalError as exc:
         click.echo(f"codal-eval: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a file we were pointed at: one line, never a traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        click.echo(f"codal-eval: error:{where} {exc.strerror or exc}", err=True)
+        sys.exit(4)
     except SystemExit:
         raise
     sys.exit(0)

@@ -1,8 +1,9 @@
 """The one rule for "these two runs may be compared", used by the leaderboard and the CI gate.
 
 Two runs' scores on a task mean something side by side only when the task saw the same items,
-the same data, the same candidate prompts and sampling and, for a task graded by a model judge,
-the same judge (spec, identity, templates, sampling, reference column). A task may add settings
+the same data, the same candidate prompts and sampling, the same graders (an execution judge's
+version and limits) and, for a task graded by a model judge, the same judge (spec, identity,
+templates, sampling, reference column). A task may add settings
 of its own through its scoring face (`Scoring.comparable`). Everything else (the model, when it
 ran, how it was served) may differ: that is what is being compared.
 """
@@ -29,6 +30,7 @@ def key(config: RunConfig, task: str, items: Sequence[str]) -> dict[str, Any]:
         "data_sha256": t.data.get("data_sha256"),
         "prompt_sha256": t.data.get("prompt_sha256"),
         "prompt_set_sha256": (t.prompt_set or {}).get("sha256"),
+        "graders": t.graders,  # an execution judge's version and limits
     }
     if t.judged:
         j = config.judge

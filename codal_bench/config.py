@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .types import UsageError
+from .types import BadFlag
 
 CONFIG_VERSION = 2
 SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
@@ -32,7 +32,7 @@ def backend_options(
     out: dict[str, Any] = {}
     for p in pairs:
         if "=" not in p:
-            raise UsageError(f"{flag} {p!r}: expected key=value")
+            raise BadFlag(f"{flag} {p!r}: expected key=value")
         k, v = p.split("=", 1)
         out[k.strip()] = v
     if base_url:
@@ -68,6 +68,9 @@ class RunOptions:
     dry_run: bool = False
     max_cost: float | None = None
     timeout_s: float = 300.0
+    max_error_rate: float = 0.0  # share of answers/grades that may be missing in a complete run
+    max_parse_failure_rate: float = 0.5  # share of judge replies without a rating; above: invalid
+    refresh: str | None = None  # "candidate", "judge" or "all": ask again instead of the store
 
     # What a repeat of the run may reuse: never the candidate's own backend options (another
     # model), never a credential, never a one-off (dry run, cost cap).
@@ -98,6 +101,7 @@ class TaskSettings:
     task_ids: list[str] | None = None
     prompt_set: dict[str, Any] | None = None
     judged: bool = False  # graded through the run's model judge
+    graders: dict[str, Any] = field(default_factory=dict)  # judge kind -> identity (not a model)
 
 
 @dataclass
@@ -170,6 +174,8 @@ class RunRecord:
     errors: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
     reports: dict[str, Any] = field(default_factory=dict)  # task -> its own report (judge stats)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # per role and endpoint
+    reasons: list[str] = field(default_factory=list)  # why the run is not complete
     host: str = ""
     pid: int = 0
 

@@ -57,6 +57,7 @@ class DispatchOptions:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
     max_retry_after_s: float = 300.0  # a longer retry-after fails the request instead of waiting
+    unreachable_burst: int = 5  # this many failed connects in a row, none answered: stop
     flush_every: int = 64
     flush_interval_s: float = 2.0
     batch_size: int = 256  # sync backends: requests per generate() call
@@ -97,6 +98,21 @@ class _State:
         self.stop_reason: str | None = None
         self.fatal: str | None = None
         self.sink_error: Exception | None = None
+        self.unreachable = 0  # failed connects in a row, while no attempt has been answered
+        self.answered = False
+
+    def attempt_failed(self, exc: BaseException) -> None:
+        """A burst of refused connections or unknown hosts, with nothing ever answered, means
+        the endpoint is not there: stop the run instead of retrying every request."""
+        if self.answered or not unreachable(exc):
+            self.unreachable = 0
+            return
+        self.unreachable += 1
+        if self.unreachable >= self.opts.unreachable_burst and self.fatal is None:
+            self.fatal = f"endpoint unreachable ({self.unreachable} connections failed): " + (
+                classify(exc).message
+            )
+            self.stop_reason = self.stop_reason or "fatal"
 
     def admit(self, req: Request) -> float | None:
         """Reserve the request's worst-case cost; None (and stop) when that breaks the budget."""
@@ -166,6 +182,19 @@ def _retryable(exc: BaseException) -> bool:
     return classify(exc).kind == "retry"
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The connection itself failed (refused, no such host), not a slow or failing server."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        names = {t.__name__ for t in type(e).__mro__}
+        if isinstance(e, ConnectionRefusedError) or names & {"gaierror", "ConnectError"}:
+            return "Timeout" not in type(e).__name__
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _error_generation(req: Request, exc: BaseException, attempts: int, t0: float) -> Generation:
     failure: Failure = classify(exc)
     note = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -188,7 +217,7 @@ async def _one(backend: Any, req: Request, opts: DispatchOptions, state: _State)
     retrying = AsyncRetrying(
         stop=_stop_policy(opts),
         wait=_wait_policy(opts),
-        retry=retry_if_exception(_retryable),
+        retry=retry_if_exception(lambda e: state.fatal is None and _retryable(e)),
         reraise=True,
     )
     t0 = time.monotonic()
@@ -198,7 +227,12 @@ async def _one(backend: Any, req: Request, opts: DispatchOptions, state: _State)
             with attempt:
                 attempts += 1
                 started = time.monotonic()
-                gen = await _call(backend, req, opts.timeout_s)
+                try:
+                    gen = await _call(backend, req, opts.timeout_s)
+                except Exception as exc:
+                    state.attempt_failed(exc)
+                    raise
+                state.answered = True
         if not isinstance(gen, Generation):
             raise TypeError(f"{type(backend).__name__}.agenerate returned {type(gen).__name__}")
         gen.key = req.key

@@ -7,6 +7,7 @@ whose `kind` is "llm" grades through a model (the run's `--judge`); any other is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from . import registry
 from .config import RunOptions
@@ -17,6 +18,19 @@ from .types import Backend, Generation, GradeInput, Judge, Request, Sample, Task
 def model_judged(task: Task) -> bool:
     """Whether one of the task's judges grades through a model (and so needs `--judge`)."""
     return any(getattr(registry.load("judge", k), "kind", "") == "llm" for k in task.judge_kinds)
+
+
+def auditor() -> Any:
+    """The audit offered by an installed model judge (kind "llm" with an `audit` method).
+
+    `judge-audit` reaches it this way so the command line names no benchmark; the first such
+    judge by registered name wins.
+    """
+    for name in registry.names("judge"):
+        cls = registry.load("judge", name)
+        if getattr(cls, "kind", "") == "llm" and callable(getattr(cls, "audit", None)):
+            return cls.audit
+    raise UsageError("no installed model judge offers an audit")
 
 
 def build_judges(

@@ -40,15 +40,42 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def dry_run_estimate(store: Store, requests: list[Request], spec: ModelSpec) -> dict[str, Any]:
-    """Requests still to send (cache hits counted) and their rough size; nothing is sent."""
+def dry_run_estimate(
+    store: Store,
+    requests: list[Request],
+    spec: ModelSpec,
+    judge: tuple[Any, ModelSpec, list[Any]] | None = None,
+) -> dict[str, Any]:
+    """Requests still to send (cache hits counted apart) and their rough size and price, for the
+    candidate and for the judge each; nothing is sent.
+
+    `judge` is (the model judge, its spec, the grade inputs it would get): for an answer that is
+    not stored yet the judge prompt is sized with a stand-in answer of the candidate's full
+    `max_tokens` (about four characters a token).
+    """
     from .cost import estimate, price_for
 
     have = store.get_generations(r.key for r in requests)
     missing = list({r.key: r for r in requests if r.key not in have}.values())
     price = price_for(spec.backend, spec.model, spec.options.get("base_url"))
     est = estimate(missing, price, cached=len(requests) - len(missing))
-    return {"requests": len(requests), "text": est.describe(), **est.__dict__}
+    out: dict[str, Any] = {
+        "requests": len(requests),
+        "text": est.describe(),
+        "candidate": {"text": est.describe(), **est.__dict__},
+        **est.__dict__,
+    }
+    if judge is not None:
+        llm, jspec, items = judge
+        grades = store.get_grades(llm.grade_key(i) for i in items)
+        todo = [i for i in items if llm.grade_key(i) not in grades]
+        jreqs = [llm.request(i) for i in todo]
+        jhave = store.get_generations(r.key for r in jreqs)
+        jmissing = list({r.key: r for r in jreqs if r.key not in jhave}.values())
+        jprice = price_for(jspec.backend, jspec.model, jspec.options.get("base_url"))
+        jest = estimate(jmissing, jprice, cached=len(items) - len(jmissing))
+        out["judge"] = {"text": jest.describe(), **jest.__dict__}
+    return out
 
 
 def run_record(

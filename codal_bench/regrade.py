@@ -32,7 +32,10 @@ def regrade(
     judge_repeats: int = 1,
     concurrency: int = 8,
     progress: Progress | None = None,
+    max_error_rate: float = 0.0,
+    max_parse_failure_rate: float = 0.5,
 ) -> RunResult:
+    from .outcome import decide
     from .records import run_record
 
     base = store.run(run_id)
@@ -127,5 +130,14 @@ def regrade(
         "cached": runner.stats.cached,
         "rows": len(new_rows),
     }
-    store.update_run(new_id, status="complete", record=record)
-    return RunResult(new_id, summary, record, new_rows)
+    outcome = decide(
+        new_rows,
+        summary,
+        max_error_rate=max_error_rate,
+        max_grader_failure_rate=max_parse_failure_rate,
+        stopped=runner.stats.stopped,
+        judge=str(judge_spec),
+    )
+    record.failures, record.reasons = runner.stats.failure_list(), outcome.reasons
+    store.update_run(new_id, status=outcome.status, record=record)
+    return RunResult(new_id, summary, record, new_rows, status=outcome.status)

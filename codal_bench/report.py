@@ -31,7 +31,11 @@ def summary_table(run_id: str | None, summary: dict[str, Any], record: Any = Non
 
 
 def print_summary(
-    run_id: str | None, summary: dict[str, Any], record: RunRecord, store: Path
+    run_id: str | None,
+    summary: dict[str, Any],
+    record: RunRecord,
+    store: Path,
+    status: str = "complete",
 ) -> None:
     from rich.console import Console
 
@@ -48,12 +52,47 @@ def print_summary(
         if diag:
             console.print(f"{task} judge diagnostics: {json.dumps(diag, default=str)}")
     console.print(f"store: {store}  run: {run_id}")
+    print_problems(run_id, status, record)
+
+
+def print_problems(run_id: str | None, status: str, record: RunRecord) -> None:
+    """What went wrong, on stderr (also with --quiet): each endpoint's errors once, then why
+    the run is not complete. The last line names the run's state."""
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for f in record.failures:
+        err.print(
+            f"error: {f['role']} at {f['endpoint']}: {f['count']} request(s) failed; "
+            f"first: {f['first']}",
+            markup=False,
+        )
+    for why in record.reasons:
+        err.print(f"warning: {why}" if status == "complete" else f"codal-eval: {why}", markup=False)
+    if status != "complete":
+        err.print(f"codal-eval: run {run_id} is {status} (exit 1)", markup=False)
 
 
 def print_dry_run(info: dict[str, Any]) -> None:
     from rich.console import Console
 
-    Console().print(f"dry run ({info['requests']} requests in all): {info['text']}")
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"dry run: candidate: {info['candidate']['text']}")
+    if "judge" in info:
+        console.print(f"dry run: judge: {info['judge']['text']}")
+
+
+def _error_of(r: dict[str, Any]) -> str | None:
+    """Why a row has no usable answer or grade (the rule that scores it as a failure)."""
+    if r.get("gen_error"):
+        return str(r["gen_error"])
+    if r.get("status") == "judge_error":
+        return str((r.get("details") or {}).get("error") or "the judge call failed")
+    if r.get("answer") is None:
+        return "no answer (not sent: the run stopped first)"
+    if r.get("status") is None:
+        return "not graded"
+    return None
 
 
 def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
@@ -72,8 +111,9 @@ def export_jsonl(store: Store, run_id: str, out: TextIO) -> int:
             "sample_index": r["sample_index"],
             "repeat": r["repeat"],
             "answer": r["answer"],
-            "error": r["gen_error"],
+            "error": _error_of(r),
             "status": r["status"],
+            "run_status": run.status,
             **scorers[r["task"]].export_fields(r),
         }
         out.write(json.dumps(row, ensure_ascii=False) + "\n")

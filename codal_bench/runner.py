@@ -10,16 +10,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import registry
+from .cached import Runner
 from .config import JudgeSettings, RunConfig, RunOptions, RunRecord, TaskSettings
 from .progress import Progress
 from .spec import ModelSpec, build_backend, parse_spec
 from .store import ItemRef, Store
 from .types import (
-    Backend,
     CodalError,
     Generation,
     GradeInput,
@@ -31,9 +31,6 @@ from .types import (
     UsageError,
 )
 
-GRADE_CHUNK = 64
-
-
 __all__ = ["RunOptions", "RunResult", "Runner", "run", "make_task", "task_sampling"]
 
 
@@ -44,18 +41,7 @@ class RunResult:
     record: RunRecord
     rows: list[dict[str, Any]]
     dry_run: dict[str, Any] | None = None
-
-
-@dataclass
-class _Stats:
-    backend_calls: int = 0
-    cached: int = 0
-    generated: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
+    status: str = "complete"
 
 
 def task_sampling(
@@ -89,97 +75,6 @@ def make_task(name: str, opts: RunOptions) -> Task:
     return task
 
 
-class Runner:
-    def __init__(self, store: Store, progress: Progress | None = None) -> None:
-        self.store = store
-        self.progress = progress or Progress(enabled=False)
-        self.stats = _Stats()
-
-    # -- generation through the store -----------------------------------------------------
-
-    def cached_generate(
-        self,
-        backend: Backend,
-        spec: ModelSpec,
-        concurrency: int,
-        timeout_s: float,
-        label: str,
-        max_cost: float | None = None,
-    ) -> Callable[[Sequence[Request]], list[Generation]]:
-        """Generation that asks the backend only for what the store does not have yet."""
-        from .cost import cost_of, price_for, token_totals
-        from .dispatch import DispatchOptions, generate_all
-
-        price = price_for(spec.backend, spec.model, spec.options.get("base_url"))
-        model = str(spec)
-
-        def generate(requests: Sequence[Request]) -> list[Generation]:
-            have = self.store.get_generations(r.key for r in requests)
-            seen: set[str] = set()
-            missing = []
-            for r in requests:
-                if r.key not in have and r.key not in seen:
-                    seen.add(r.key)
-                    missing.append(r)
-            self.stats.cached += len(requests) - len(missing)
-            if missing:
-                req_json = {r.key: _request_json(r) for r in missing}
-                opts = DispatchOptions(
-                    concurrency=concurrency,
-                    timeout_s=timeout_s,
-                    max_cost_usd=max_cost,
-                    price=price,
-                    spent_usd=self.stats.cost_usd,
-                )
-
-                def sink(gens: list[Generation]) -> None:
-                    self.store.put_generations(gens, model, req_json)
-                    tokens = token_totals(gens)
-                    self.stats.generated += len(gens)
-                    self.stats.errors += sum(g.error is not None for g in gens)
-                    self.stats.prompt_tokens += tokens["prompt"]
-                    self.stats.completion_tokens += tokens["completion"]
-                    self.stats.cost_usd += cost_of(gens, price) or 0.0
-
-                with self.progress.task(f"{label}: generate", len(missing)) as advance:
-                    self.stats.backend_calls += len(missing)
-                    got = generate_all(backend, missing, options=opts, sink=sink, progress=advance)
-                have.update({g.key: g for g in got})
-            return [have[r.key] for r in requests]
-
-        return generate
-
-    def grade(
-        self,
-        judge: Judge,
-        judge_name: str,
-        items: list[GradeInput],
-        generate: Callable[[Sequence[Request]], list[Generation]],
-        label: str,
-    ) -> dict[tuple[str, int, int], str]:
-        """Grade what is not graded yet, a stored chunk at a time; returns the grade keys."""
-        keys = {(i.sample.item_id, i.sample_index, i.repeat): judge.grade_key(i) for i in items}
-        have = self.store.get_grades(keys.values())
-        todo = [i for i in items if keys[(i.sample.item_id, i.sample_index, i.repeat)] not in have]
-        with self.progress.task(f"{label}: grade", len(todo)) as advance:
-            for start in range(0, len(todo), GRADE_CHUNK):
-                chunk = todo[start : start + GRADE_CHUNK]
-                grades = judge.grade(chunk, generate)
-                self.store.put_grades(grades, judge_name)
-                advance(len(chunk))
-        return keys
-
-
-def _request_json(r: Request) -> dict[str, Any]:
-    return {
-        "task": r.task,
-        "item_id": r.item_id,
-        "sample_index": r.sample_index,
-        "messages": [{"role": m.role, "content": m.content} for m in r.messages],
-        "params": r.params.to_dict(),
-    }
-
-
 def run(
     opts: RunOptions,
     store: Store | Callable[[], Store],
@@ -193,6 +88,7 @@ def run(
     is created.
     """
     from .judging import build_judges, grade_inputs, model_judged
+    from .outcome import decide, preflight
     from .records import dry_run_estimate, run_record
     from .summary import run_summary
 
@@ -211,12 +107,25 @@ def run(
 
     # Load: every data problem surfaces here, before anything is written or sent.
     plan: list[tuple[Task, Sample, SamplingParams, int]] = []
+    warnings: list[str] = []
     settings: dict[str, TaskSettings] = {}
     for task in tasks:
         samples = task.load(data.get(task.name), opts.limit, opts.task_ids)
         params, n = task_sampling(task.name, task.config, opts, task not in judged)
         if covered is not None:
-            samples = [s for s in samples if s.item_id in covered]
+            kept = [s for s in samples if s.item_id in covered]
+            if len(kept) < len(samples):
+                warnings.append(
+                    f"{spec}: the file covers {len(kept)} of the {len(samples)} {task.name} "
+                    "items asked for; only those are evaluated"
+                )
+            short = [s.item_id for s in kept if opts.samples and covered[s.item_id] < opts.samples]
+            if short and task not in judged:
+                raise UsageError(
+                    f"--samples {opts.samples}: {spec} holds fewer samples for {len(short)} "
+                    f"{task.name} items (e.g. {short[0]}: {covered[short[0]]})"
+                )
+            samples = kept
             if not samples:
                 continue
         for s in samples:
@@ -245,7 +154,10 @@ def run(
             requests.append(r)
             by_item.append((task, s, k, r))
 
-    judges = build_judges(tasks, judge_backend, judge_spec, opts) if not opts.dry_run else {}
+    judges = build_judges(tasks, judge_backend, judge_spec, opts)
+    for name, ts in settings.items():  # what grades each task without a model: its identity
+        kinds = next(t.judge_kinds for t in tasks if t.name == name)
+        ts.graders = {k: judges[k].identity() for k in kinds if judges[k].kind != "llm"}
     config = RunConfig(
         command=command,
         model=str(spec),
@@ -261,16 +173,27 @@ def run(
         store = store()
     runner = Runner(store, progress)
     if opts.dry_run:
-        return RunResult(None, {}, RunRecord(), [], dry_run=dry_run_estimate(store, requests, spec))
+        estimate = dry_run_estimate(
+            store, requests, spec, _judge_plan(judges, judge_spec, by_item, store, opts)
+        )
+        return RunResult(None, {}, RunRecord(), [], dry_run=estimate)
 
     store.check_writable()
-    run_id = store.new_run(str(spec), config.judge_spec, config)
+    refresh_answers = opts.refresh in ("candidate", "all")
+    refresh_grades = opts.refresh in ("judge", "all") or refresh_answers
+    preflight(
+        store, requests, by_item, backend, judges, judge_backend, opts.judge_repeats,
+        refresh_answers, refresh_grades,
+    )  # fmt: skip
+    run_id = store.resume_or_new(str(spec), config.judge_spec, config)
     with store.running(run_id):
         t = time.monotonic()
         gen = runner.cached_generate(
-            backend, spec, opts.concurrency, opts.timeout_s, "candidate", opts.max_cost
-        )
+            backend, spec, opts.concurrency, opts.timeout_s, "candidate", opts.max_cost,
+            refresh=refresh_answers,
+        )  # fmt: skip
         answers = {r.key: g for r, g in zip(requests, gen(requests), strict=True)}
+        newest = store.resolve(answers)  # where each answer's row is, after a --refresh
         backend.close()  # frees a local engine before the judge's loads
         runner.stats.timings["generate_s"] = time.monotonic() - t
 
@@ -289,11 +212,12 @@ def run(
                     opts.timeout_s,
                     "judge",
                     opts.max_cost,
+                    refresh=refresh_grades,
                 )
                 if llm and judge_backend is not None and judge_spec is not None
                 else _no_generate
             )
-            keys = runner.grade(judge, judge_name, items, generate, kind)
+            keys = runner.grade(judge, judge_name, items, generate, kind, refresh_grades)
             for i in items:
                 gk = keys[(i.sample.item_id, i.sample_index, i.repeat)]
                 req = req_of[(i.sample.task, i.sample.item_id, i.sample_index)]
@@ -304,14 +228,14 @@ def run(
                         i.sample.group,
                         i.sample_index,
                         i.repeat,
-                        req.key,
+                        newest[req.key],  # the newest answer, after a --refresh
                         gk,
                     )
                 )
         graded = {(x.task, x.item_id, x.sample_index) for x in refs}
         for task, s, k, r in by_item:  # answers that could not be graded still belong to the run
             if (task.name, s.item_id, k) not in graded:
-                refs.append(ItemRef(task.name, s.item_id, s.group, k, 0, r.key, None))
+                refs.append(ItemRef(task.name, s.item_id, s.group, k, 0, newest[r.key], None))
         store.put_run_items(run_id, refs)
         if judge_backend is not None:
             judge_backend.close()
@@ -323,8 +247,18 @@ def run(
     for task, s, _p, _n in plan:
         items_of.setdefault(task.name, []).append(s.item_id)
     record = run_record(runner.stats, rows, summary, items_of, t0, config)
-    store.update_run(run_id, status="complete", record=record)
-    return RunResult(run_id, summary, record, rows)
+    outcome = decide(
+        rows,
+        summary,
+        max_error_rate=opts.max_error_rate,
+        max_grader_failure_rate=opts.max_parse_failure_rate,
+        stopped=runner.stats.stopped,
+        judge=config.judge_spec,
+    )
+    record.failures = runner.stats.failure_list()
+    record.reasons = warnings + outcome.reasons
+    store.update_run(run_id, status=outcome.status, record=record)
+    return RunResult(run_id, summary, record, rows, status=outcome.status)
 
 
 def _judge_settings(
@@ -346,6 +280,32 @@ def _judge_settings(
         reference=described["reference"],
         repeats=opts.judge_repeats,
     )
+
+
+def _judge_plan(
+    judges: dict[str, Judge],
+    judge_spec: ModelSpec | None,
+    by_item: Sequence[tuple[Task, Sample, int, Request]],
+    store: Store,
+    opts: RunOptions,
+) -> tuple[Any, ModelSpec, list[GradeInput]] | None:
+    """What the model judge would grade, for --dry-run: stored answers as they are, answers
+    still to come as a stand-in of the candidate's full max_tokens."""
+    kind, llm = next(((k, j) for k, j in judges.items() if j.kind == "llm"), ("", None))
+    if llm is None or judge_spec is None:
+        return None
+    have = store.get_generations(r.key for *_, r in by_item)
+    items = []
+    for task, sample, k, req in by_item:
+        if kind in task.judge_kinds:
+            g = have.get(req.key)
+            answer = (
+                g.text
+                if g is not None and g.text is not None
+                else "x" * (4 * req.params.max_tokens)
+            )
+            items += [GradeInput(sample, answer, k, rep) for rep in range(opts.judge_repeats)]
+    return llm, judge_spec, items
 
 
 def _no_generate(requests: Sequence[Request]) -> list[Generation]:

@@ -6,7 +6,9 @@
 - one percentile interval (`percentile_interval`);
 - paired tests for the CI gate: bootstrap of the drop, sign flip, exact McNemar with a margin,
   Holm, the minimum detectable drop;
-- rank intervals (competition ranks over shared resamples).
+- rank intervals (competition ranks over shared resamples);
+- AUROC (how well a score separates two classes) and a cluster bootstrap that resamples whole
+  clusters (e.g. tasks with several answers each), for intervals of any statistic of them.
 
 Paired statistics work on per-item differences `baseline - candidate`, so a positive value is a
 drop. Everything random takes an explicit seed so a verdict or an interval can be reproduced.
@@ -17,7 +19,7 @@ this module's users without paying for them.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -457,3 +459,61 @@ def required_factor(
     """
     zsum = z(1 - alpha / max(1, n_tests)) + z(power)
     return (zsum * se / margin) ** 2 if margin > 0 else float("inf")
+
+
+# -- separation of two classes, and resampling of clusters ----------------------------------------
+
+
+def auroc(
+    scores: Sequence[float] | FloatArray, positive: Sequence[bool] | NDArray[np.bool_]
+) -> float | None:
+    """Area under the ROC curve of `scores` for telling positives from negatives.
+
+    The probability that a random positive scores above a random negative, ties counting one
+    half (the Mann-Whitney U statistic over n_pos * n_neg); None when either class is empty.
+    Computed from mid-ranks, so it costs a sort rather than n_pos * n_neg comparisons.
+    """
+    import numpy as np
+    from scipy.stats import rankdata
+
+    x = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    n_pos = int(y.sum())
+    n_neg = int(y.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(x)  # mid-ranks: a tie contributes one half to U
+    u = float(ranks[y].sum()) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def cluster_bootstrap(
+    clusters: Sequence[Sequence[int]],
+    statistic: Callable[[NDArray[np.int64]], float | None],
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[float] | None:
+    """Percentile interval of `statistic` when whole clusters are resampled with replacement.
+
+    `clusters` lists, per cluster, the indices of its observations; `statistic` gets the
+    observation indices of one resample (a cluster drawn twice appears twice) and may return None
+    when it is undefined there (e.g. a resample with one class only), which is skipped. Answers
+    to the same task are not independent, so the task, not the answer, is what gets resampled.
+    None when no resample gives a value.
+    """
+    import numpy as np
+
+    members = [np.asarray(c, dtype=np.int64) for c in clusters]
+    if not members:
+        return None
+    rng = np.random.default_rng(seed)
+    out = []
+    for row in draw(rng, len(members), n_boot):
+        value = statistic(np.concatenate([members[i] for i in row]))
+        if value is not None and np.isfinite(value):
+            out.append(float(value))
+    if not out:
+        return None
+    lo, hi = percentile_interval(np.asarray(out), level)
+    return [float(lo), float(hi)]

@@ -9,73 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, RunRecord
+from .schema import MIGRATIONS, SCHEMA_VERSION
+from .store_audits import AuditTable
+from .store_runs import ItemRef, RunInfo, RunTables, StoreError
 from .types import CodalError, Generation, Grade, canonical_json
 
+__all__ = ["ItemRef", "RunInfo", "Store", "StoreError", "default_store_path"]
+
 DEFAULT_STORE_ENV = "CODAL_BENCH_STORE"
-
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS generations(
-        key TEXT PRIMARY KEY, model TEXT NOT NULL, request TEXT NOT NULL,
-        text TEXT, error TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
-        finish_reason TEXT, latency_s REAL, created REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS grades(
-        key TEXT PRIMARY KEY, judge TEXT NOT NULL, status TEXT NOT NULL,
-        rating REAL, rationale TEXT, details TEXT NOT NULL, created REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS runs(
-        run_id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
-        status TEXT NOT NULL, model TEXT NOT NULL, judge TEXT,
-        config TEXT NOT NULL, record TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS run_items(
-        run_id TEXT NOT NULL, task TEXT NOT NULL, item_id TEXT NOT NULL, grp TEXT NOT NULL,
-        sample_index INTEGER NOT NULL, repeat INTEGER NOT NULL,
-        gen_key TEXT NOT NULL, grade_key TEXT,
-        PRIMARY KEY(run_id, task, item_id, sample_index, repeat))""",
-    "CREATE INDEX IF NOT EXISTS run_items_gen ON run_items(gen_key)",
-)
-
-
-def _create_tables(c: sqlite3.Connection) -> None:
-    for statement in _TABLES:
-        c.execute(statement)
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One named step from schema `version - 1` to `version`, run inside one transaction."""
-
-    version: int
-    name: str
-    apply: Callable[[sqlite3.Connection], None]
-
-
-def _create_bundles(c: sqlite3.Connection) -> None:
-    """Runs imported from baseline bundles: which file content made which run, and the judge
-    endpoints the bundle named (never used unless the user names them again)."""
-    c.execute(
-        """CREATE TABLE IF NOT EXISTS bundles(
-            sha256 TEXT PRIMARY KEY, run_id TEXT NOT NULL, source_run TEXT NOT NULL,
-            path TEXT NOT NULL, endpoints TEXT NOT NULL, imported REAL NOT NULL)"""
-    )
-
-
-MIGRATIONS = (
-    Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
-    # 2 and 3 are other branches' steps; each step only creates what it needs (IF NOT EXISTS),
-    # so the order in which they are merged does not matter.
-    Migration(4, "bundles: runs imported from portable baseline files", _create_bundles),
-)
-SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
 
 
 def _disk_problem(path: Path) -> str | None:
@@ -93,16 +41,6 @@ def _disk_problem(path: Path) -> str | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def default_store_path() -> Path:
     env = os.environ.get(DEFAULT_STORE_ENV)
     if env:
@@ -111,32 +49,7 @@ def default_store_path() -> Path:
     return Path(base) / "codal-eval" / "results.sqlite"
 
 
-@dataclass
-class RunInfo:
-    run_id: str
-    created: float
-    updated: float
-    status: str
-    model: str
-    judge: str | None
-    config: RunConfig
-    record: RunRecord
-
-
-@dataclass
-class ItemRef:
-    """Where one (item, sample, repeat) of a run points in the content-keyed tables."""
-
-    task: str
-    item_id: str
-    group: str
-    sample_index: int
-    repeat: int
-    gen_key: str
-    grade_key: str | None
-
-
-class Store:
+class Store(RunTables, AuditTable):
     """One SQLite file. Every write is a short transaction; batches are written in one."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
@@ -144,7 +57,7 @@ class Store:
         try:
             if readonly:
                 if not self.path.exists():
-                    raise CodalError(f"store {self.path} does not exist (run an evaluation first)")
+                    raise StoreError(f"store {self.path} does not exist (run an evaluation first)")
                 uri = f"file:{self.path}?mode=ro"
                 self.conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
             else:
@@ -161,11 +74,11 @@ class Store:
         except (sqlite3.DatabaseError, OSError, CodalError) as exc:
             problem = None if readonly else _disk_problem(self.path)
             if problem:
-                raise CodalError(f"store {self.path} cannot be written: {problem}") from exc
+                raise StoreError(f"store {self.path} cannot be written: {problem}") from exc
             if isinstance(exc, CodalError):
                 raise
             verb = "used" if isinstance(exc, sqlite3.DatabaseError) else "opened"
-            raise CodalError(f"store {self.path} cannot be {verb}: {exc}") from exc
+            raise StoreError(f"store {self.path} cannot be {verb}: {exc}") from exc
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -177,20 +90,39 @@ class Store:
             return 0
         got = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         version = int(got[0]) if got else 0
-        if version > SCHEMA_VERSION:
-            raise CodalError(
+        unknown = self._applied(version) - {m.name for m in MIGRATIONS}
+        if version > SCHEMA_VERSION or unknown:
+            raise StoreError(
                 f"store {self.path} has schema {version}, newer than this codal-eval "
                 f"({SCHEMA_VERSION}): upgrade codal-eval"
             )
         return version
 
+    def _applied(self, version: int) -> set[str]:
+        """Names of the steps this store has; before steps were recorded, the first one."""
+        row = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='migrations'"
+        ).fetchone()
+        if row is None:
+            return {m.name for m in MIGRATIONS if m.version == 1 and version >= 1}
+        return {r[0] for r in self.conn.execute("SELECT name FROM migrations")}
+
     def _migrate(self) -> None:
         with self.transaction() as c:
             c.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             version = self._check_version()
-            for step in MIGRATIONS:
-                if step.version > version:
+            applied = self._applied(version)
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS migrations("
+                "name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied REAL NOT NULL)"
+            )
+            for step in sorted(MIGRATIONS, key=lambda m: m.version):
+                if step.name not in applied:
                     step.apply(c)
+                c.execute(
+                    "INSERT OR IGNORE INTO migrations VALUES(?,?,?)",
+                    (step.name, step.version, time.time()),
+                )
             c.execute(
                 "INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -206,16 +138,16 @@ class Store:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-                raise CodalError(f"store {self.path}: disk is full ({exc})") from exc
+                raise StoreError(f"store {self.path}: disk is full ({exc})") from exc
             if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
-                raise CodalError(f"store {self.path} is read-only ({exc})") from exc
+                raise StoreError(f"store {self.path} is read-only ({exc})") from exc
             raise
 
     def check_writable(self) -> None:
         """Fail before any paid request when the store cannot take writes (read-only, full)."""
         problem = _disk_problem(self.path)
         if problem:
-            raise CodalError(f"store {self.path} cannot be written: {problem}")
+            raise StoreError(f"store {self.path} cannot be written: {problem}")
         try:
             with self.transaction() as c:
                 c.execute(
@@ -224,7 +156,7 @@ class Store:
                 # Make SQLite actually grow the file a little, so a full disk shows up now.
                 c.execute("CREATE TEMP TABLE IF NOT EXISTS _probe(x)")
         except sqlite3.Error as exc:
-            raise CodalError(f"store {self.path} cannot be written: {exc}") from exc
+            raise StoreError(f"store {self.path} cannot be written: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -234,16 +166,21 @@ class Store:
     def get_generations(
         self, keys: Iterable[str], *, ok_only: bool = True
     ) -> dict[str, Generation]:
-        """Stored generations for these keys; errors are left out unless asked (so they retry)."""
+        """Stored generations for these keys; errors are left out unless asked (so they retry).
+
+        A key asked again with `--refresh` resolves to its newest answer: the result is keyed by
+        the key asked for, and its `.key` is the row's own.
+        """
         out: dict[str, Generation] = {}
-        keys = list(keys)
-        for chunk in _chunks(keys, 500):
+        want = self.resolve(keys)
+        asked = {v: k for k, v in want.items()}
+        for chunk in _chunks(list(asked), 500):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT * FROM generations WHERE key IN ({marks})"
             if ok_only:
                 sql += " AND error IS NULL"
             for r in self.conn.execute(sql, chunk):
-                out[r["key"]] = Generation(
+                out[asked[r["key"]]] = Generation(
                     r["key"],
                     r["text"],
                     r["error"],
@@ -302,15 +239,17 @@ class Store:
     # -- grades ---------------------------------------------------------------------------
 
     def get_grades(self, keys: Iterable[str]) -> dict[str, Grade]:
-        """Stored grades; judge errors are left out so they are retried."""
+        """Stored grades; judge errors are left out so they are retried (keys resolve as in
+        `get_generations`)."""
         out: dict[str, Grade] = {}
-        keys = list(keys)
-        for chunk in _chunks(keys, 500):
+        want = self.resolve(keys)
+        asked = {v: k for k, v in want.items()}
+        for chunk in _chunks(list(asked), 500):
             marks = ",".join("?" * len(chunk))
             for r in self.conn.execute(
                 f"SELECT * FROM grades WHERE key IN ({marks}) AND status != 'judge_error'", chunk
             ):
-                out[r["key"]] = Grade(
+                out[asked[r["key"]]] = Grade(
                     r["key"], r["status"], r["rating"], r["rationale"], json.loads(r["details"])
                 )
         return out
@@ -328,156 +267,47 @@ class Store:
                 ],
             )
 
-    # -- runs -----------------------------------------------------------------------------
+    # -- refresh ---------------------------------------------------------------------------
 
-    def new_run(
-        self,
-        model: str,
-        judge: str | None,
-        config: RunConfig | dict[str, Any],
-        run_id: str | None = None,
-    ) -> str:
-        if isinstance(config, dict):  # an older or hand-written config: read as a stored one
-            config = RunConfig.from_dict(config)
-        run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        now = time.time()
-        owner = {"host": platform.node(), "pid": os.getpid()}
-        with self.transaction() as c:
-            self._mark_dead_runs(c)
-            c.execute(
-                "INSERT INTO runs VALUES(?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    now,
-                    now,
-                    "running",
-                    model,
-                    judge,
-                    canonical_json(config.to_dict()),
-                    canonical_json({"owner": owner}),
-                ),
-            )
-        return run_id
-
-    def _mark_dead_runs(self, c: sqlite3.Connection) -> None:
-        """A run whose process died (kill -9, power loss) on this host is marked interrupted."""
-        for r in c.execute("SELECT run_id, record FROM runs WHERE status='running'").fetchall():
-            owner = json.loads(r["record"] or "{}").get("owner") or {}
-            if owner.get("host") == platform.node() and not _pid_alive(int(owner.get("pid", 0))):
-                c.execute(
-                    "UPDATE runs SET status='interrupted', updated=? WHERE run_id=?",
-                    (time.time(), r["run_id"]),
+    def resolve(self, keys: Iterable[str]) -> dict[str, str]:
+        """key -> the key of its newest replacement (itself when it was never asked again)."""
+        out = {k: k for k in keys}
+        if not self._has_table("supersedes"):
+            return out
+        todo = set(out)
+        for _ in range(64):  # chains are short: one link per --refresh of the same request
+            if not todo:
+                break
+            found: dict[str, str] = {}
+            for chunk in _chunks(sorted(todo), 500):
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    self.conn.execute(
+                        f"SELECT old_key, new_key FROM supersedes WHERE old_key IN ({marks})",
+                        chunk,
+                    ).fetchall()
                 )
-
-    def update_run(
-        self,
-        run_id: str,
-        *,
-        status: str | None = None,
-        record: RunRecord | dict[str, Any] | None = None,
-    ) -> None:
-        if isinstance(record, dict):
-            record = RunRecord.from_dict(record)
-        with self.transaction() as c:
-            if status is not None:
-                c.execute(
-                    "UPDATE runs SET status=?, updated=? WHERE run_id=?",
-                    (status, time.time(), run_id),
-                )
-            if record is not None:
-                c.execute(
-                    "UPDATE runs SET record=?, updated=? WHERE run_id=?",
-                    (canonical_json(record.to_dict()), time.time(), run_id),
-                )
-
-    @contextmanager
-    def running(self, run_id: str) -> Iterator[None]:
-        """Mark the run interrupted (Ctrl-C) or failed (any other error) if the block raises."""
-        try:
-            yield
-        except KeyboardInterrupt:
-            self.update_run(run_id, status="interrupted")
-            raise
-        except BaseException:
-            self.update_run(run_id, status="failed")
-            raise
-
-    def put_run_items(self, run_id: str, items: Sequence[ItemRef]) -> None:
-        with self.transaction() as c:
-            c.executemany(
-                "INSERT OR REPLACE INTO run_items VALUES(?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        run_id,
-                        i.task,
-                        i.item_id,
-                        i.group,
-                        i.sample_index,
-                        i.repeat,
-                        i.gen_key,
-                        i.grade_key,
-                    )
-                    for i in items
-                ],
-            )
-
-    def runs(self, status: str | None = None) -> list[RunInfo]:
-        sql = "SELECT * FROM runs"
-        args: tuple[Any, ...] = ()
-        if status:
-            sql += " WHERE status=?"
-            args = (status,)
-        return [_run_info(r) for r in self.conn.execute(sql + " ORDER BY created", args)]
-
-    def run(self, run_id: str) -> RunInfo:
-        """A run by id, or by a unique prefix of it; `latest` is the newest run."""
-        if run_id == "latest":
-            r = self.conn.execute("SELECT * FROM runs ORDER BY created DESC LIMIT 1").fetchone()
-        else:
-            rows = self.conn.execute(
-                "SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ?", (run_id, run_id + "%")
-            ).fetchall()
-            exact = [x for x in rows if x["run_id"] == run_id]
-            if len(rows) > 1 and not exact:
-                raise CodalError(f"run id {run_id!r} is ambiguous: {len(rows)} runs match")
-            r = exact[0] if exact else (rows[0] if rows else None)
-        if r is None:
-            raise CodalError(f"no run {run_id!r} in store {self.path}")
-        return _run_info(r)
-
-    def results(self, run_id: str) -> list[dict[str, Any]]:
-        """Every (item, sample, repeat) of a run with its answer and grade, for reports."""
-        rows = self.conn.execute(
-            """SELECT i.task, i.item_id, i.grp, i.sample_index, i.repeat, i.gen_key, i.grade_key,
-                      g.text AS answer, g.error AS gen_error, g.prompt_tokens, g.completion_tokens,
-                      d.status, d.rating, d.rationale, d.details
-               FROM run_items i
-               LEFT JOIN generations g ON g.key = i.gen_key
-               LEFT JOIN grades d ON d.key = i.grade_key
-               WHERE i.run_id = ?
-               ORDER BY i.task, i.grp, i.item_id, i.sample_index, i.repeat""",
-            (run_id,),
-        ).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["group"] = d.pop("grp")
-            d["details"] = json.loads(d["details"]) if d["details"] else {}
-            out.append(d)
+            for k, cur in list(out.items()):
+                if cur in found:
+                    out[k] = found[cur]
+            todo = set(found.values())
         return out
 
+    def supersede(self, pairs: dict[str, str]) -> None:
+        """Record that each old key was asked again under a new one (both rows stay)."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO supersedes VALUES(?,?,?)",
+                [(old, new, time.time()) for old, new in pairs.items()],
+            )
 
-def _run_info(r: sqlite3.Row) -> RunInfo:
-    return RunInfo(
-        r["run_id"],
-        r["created"],
-        r["updated"],
-        r["status"],
-        r["model"],
-        r["judge"],
-        RunConfig.from_dict(json.loads(r["config"])),
-        RunRecord.from_dict(json.loads(r["record"])),
-    )
+    def _has_table(self, name: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return row is not None
+
+    # -- runs -----------------------------------------------------------------------------
 
 
 def _chunks(seq: Sequence[str], n: int) -> Iterator[list[str]]:

@@ -6,6 +6,8 @@ was requested twice" and "zero paid requests were made" are proven by what the s
 What it answers depends on the `model` field of the request:
 
   judge*        "Rationale: ...\\nRating: N", N in 1..10 from a hash of the prompt
+  oracle*       a judge that knows: "Rating: 2" when the prompt carries the marker BROKEN, else 9
+  invert*       the oracle turned round: 9 for BROKEN, else 2
   mute*         a judge that never gives a rating ("I cannot decide.")
   empty*        an empty completion ("")
   echo-key*     HTTP 400 whose error message repeats the request's credentials (a careless proxy)
@@ -50,6 +52,9 @@ def prompt_of(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+BROKEN_MARK = "BROKEN"  # what the oracle judges look for in the answer under review
+
+
 def judge_rating(prompt: str) -> int:
     return 1 + hashlib.sha256(prompt.encode("utf-8")).digest()[0] % 10
 
@@ -60,6 +65,11 @@ def reply_for(model: str, prompt: str) -> str:
     if model.startswith("judge"):
         rating = judge_rating(prompt)
         return f"Rationale: the answer addresses the question ({digest}).\nRating: {rating}"
+    if model.startswith(("oracle", "invert")):
+        broken = BROKEN_MARK in prompt
+        rating = 2 if broken == model.startswith("oracle") else 9
+        said = "is" if broken else "is not"
+        return f"Rationale: the answer {said} marked broken.\nRating: {rating}"
     if model.startswith("mute"):
         return "I cannot decide."
     if model.startswith("empty"):
@@ -82,6 +92,9 @@ class CountingServer:
         self.lifetime_s = lifetime_s
         self.max_requests = max_requests
         self.hits: list[Hit] = []
+        self.gets: list[str] = []  # GET paths (a models listing: the preflight)
+        self.broken: set[str] = set()  # model-name prefixes answered with HTTP 500
+        self.muted: set[str] = set()  # model-name prefixes answered without a rating
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -111,6 +124,16 @@ class CountingServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    server.gets.append(self.path)
+                data = json.dumps({"object": "list", "data": [{"id": "any", "object": "model"}]})
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data.encode("utf-8"))
+
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status, payload = server._answer(
@@ -118,6 +141,8 @@ class CountingServer:
                 )
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
+                if status >= 500:
+                    self.send_header("retry-after", "0")  # retried at once: tests stay fast
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
@@ -160,6 +185,11 @@ class CountingServer:
     def count(self, prefix: str = "") -> int:
         return len(self.hits_for(prefix))
 
+    def any_requests(self) -> int:
+        """Requests of any kind: completions and models listings."""
+        with self._lock:
+            return len(self.hits) + len(self.gets)
+
     # -- protocol -------------------------------------------------------------------------
 
     def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
@@ -182,7 +212,9 @@ class CountingServer:
                 k: v for k, v in headers.items() if k.lower() in ("authorization", "x-api-key")
             }
             return 400, _error(f"invalid request with credentials {creds}", anthropic)
-        text = self.reply(model, prompt)
+        if any(model.startswith(p) for p in self.broken):
+            return 500, _error("the server had an error while processing your request", anthropic)
+        text = self.reply("mute" if any(model.startswith(p) for p in self.muted) else model, prompt)
         p_tok, c_tok = len(prompt) // 4 + 1, len(text) // 4 + 1
         if anthropic:
             return 200, {

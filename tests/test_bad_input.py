@@ -49,7 +49,7 @@ def nothing_stored(store: Path) -> None:
 
 
 def fails_cleanly(
-    args: list[str], store: Path, *, code: int = 2, env: dict[str, str] | None = None
+    args: list[str], store: Path, *, code: int = 4, env: dict[str, str] | None = None
 ) -> str:
     """Run the CLI against a fresh server; it must fail with one line and send nothing."""
     with CountingServer() as srv:
@@ -296,7 +296,7 @@ def test_corrupt_store_is_one_clear_line_and_left_alone(
         sent = srv.count()
     assert sent == 0
     for p in runs:
-        assert p.returncode == 1, (p.args, p.stderr)
+        assert p.returncode == 4, (p.args, p.stderr)  # could not start
         line = one_error_line(p)
         assert line.startswith("codal-eval: error:") and str(store) in line, line
         assert "malformed" in line or "not a database" in line or "cannot be used" in line, line
@@ -317,7 +317,7 @@ def test_store_that_cannot_be_opened(tmp_path: Path, codal_data: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder should be")
     store = blocker / "results.sqlite"
-    line = fails_cleanly(url_args(store, codal_data), store, code=1)
+    line = fails_cleanly(url_args(store, codal_data), store)
     assert str(store) in line and "cannot be opened" in line, line
 
 
@@ -328,7 +328,7 @@ def test_store_from_a_newer_codal_eval(tmp_path: Path, codal_data: Path) -> None
     conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     conn.commit()
     conn.close()
-    line = fails_cleanly(url_args(store, codal_data), store, code=1)
+    line = fails_cleanly(url_args(store, codal_data), store)
     assert "schema 99" in line and "upgrade codal-eval" in line, line
 
 
@@ -358,8 +358,13 @@ def test_empty_answer_is_stored_as_empty_and_graded(store_path: Path, codal_data
 def test_judge_without_rating_is_a_parse_failure_counted_zero(
     store_path: Path, codal_data: Path
 ) -> None:
+    # Allowed here (the limit is tested in test_honest_runs.py): what is stored and counted.
     with CountingServer() as srv:
-        p = cli(*codal_args(srv, store_path, codal_data, judge="mute"), env=ENV)
+        p = cli(
+            *codal_args(srv, store_path, codal_data, judge="mute"),
+            "--max-parse-failure-rate", "1",
+            env=ENV,
+        )  # fmt: skip
     assert p.returncode == 0, p.stderr
     store = Store(store_path, readonly=True)
     (run,) = store.runs()

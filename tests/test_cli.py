@@ -48,7 +48,7 @@ def test_help_imports_nothing_heavy() -> None:
 
 def test_unknown_backend_suggests(store_path: Path) -> None:
     p = cli("--model", "opnai:gpt-4o", "--judge", "x", "--store", str(store_path))
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     line = _one_error_line(p)
     assert "unknown backend 'opnai'" in line and "did you mean openai" in line
     assert not store_path.exists()
@@ -67,7 +67,7 @@ def test_missing_data_file(store_path: Path, tmp_path: Path) -> None:
         "--store",
         str(store_path),
     )
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     assert "does not exist" in _one_error_line(p)
     assert not store_path.exists() or Store(store_path).runs() == []
 
@@ -76,7 +76,7 @@ def test_wrong_columns(store_path: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "preference": "style"}) + "\n")
     p = codal_with_data(tmp_path, bad, store_path)
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     line = _one_error_line(p)
     assert "missing instruction" in line and "columns found: preference, question" in line
     assert not store_path.exists() or Store(store_path).runs() == []
@@ -88,7 +88,7 @@ def test_truncated_data_file_names_the_line(
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes(codal_data.read_bytes()[:5000])
     p = codal_with_data(tmp_path, cut, store_path)
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     line = _one_error_line(p)
     assert f"{cut}:" in line and "truncated" in line
 
@@ -121,17 +121,17 @@ def test_corrupt_samples_file_names_line(store_path: Path, tmp_path: Path) -> No
     f = tmp_path / "s.jsonl"
     f.write_text('{"task_id": "HumanEval/0", "solution": "x"}\n{"task_id": "HumanEval/1", "solu\n')
     p = cli("--model", f"replay:{f}", "--tasks", "humaneval-plus", "--store", str(store_path))
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     assert f"{f}:2: invalid JSON" in _one_error_line(p)
     f.write_text('{"task_id": "HumanEval/0", "answer": "x"}\n')
     p = cli("--model", f"replay:{f}", "--tasks", "humaneval-plus", "--store", str(store_path))
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     assert "field 'solution' or 'completion' is missing" in _one_error_line(p)
 
 
 def test_unknown_command_word_is_a_model_error_not_a_crash(store_path: Path) -> None:
     p = cli("--model", "./no/such/dir", "--store", str(store_path))
-    assert p.returncode == 2
+    assert p.returncode == 4  # could not start: bad input
     assert "no such directory" in _one_error_line(p)
 
 

@@ -348,3 +348,29 @@ def test_a_failing_store_stops_the_run_and_is_reported() -> None:
         generate_all(backend, make_requests(50), options=opts, sink=sink)
     assert len(backend.calls) < 50  # it stopped sending
     assert calls[-1] >= calls[0]  # the unstored batch was offered again, not dropped
+
+
+def test_a_burst_of_refused_connections_stops_early() -> None:
+    """An endpoint that refuses every connection stops the run after a short burst, instead of
+    six attempts with backoff for every request."""
+
+    class Down:
+        calls = 0
+
+        def identity(self) -> dict[str, Any]:
+            return {"name": "down"}
+
+        def close(self) -> None:
+            pass
+
+        async def agenerate(self, request: Request) -> Generation:
+            Down.calls += 1
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    reqs = make_requests(40)
+    t0 = time.monotonic()
+    with pytest.raises(BackendFailed, match="unreachable") as info:
+        generate_all(Down(), reqs, options=DispatchOptions(concurrency=4), sink=lambda _: None)
+    assert time.monotonic() - t0 < 10
+    assert Down.calls <= 5 + 4  # the burst, plus what was in flight when it was called
+    assert sum(g is None for g in info.value.results) >= 30  # most were never sent

@@ -95,3 +95,20 @@ def test_pass_at_1_agrees_everywhere(tmp_path: Path) -> None:
         assert deltas[metric].a == pytest.approx(value)
         assert deltas[metric].b == pytest.approx(want_b[metric])
     assert [f.item_id for f in d.fail_to_pass] == ["HumanEval/3"]
+
+
+def test_a_different_grader_is_a_different_table() -> None:
+    """An execution judge with other limits (or version) grades differently: its runs are not
+    comparable, in the leaderboard or the gate, even with the same items and prompts."""
+    from codal_bench import comparable
+    from codal_bench.config import RunConfig, TaskSettings
+
+    def config(time_factor: float) -> RunConfig:
+        grader = {"humaneval": {"judge": "exec", "time_factor": time_factor}}
+        return RunConfig("m", {TASK: TaskSettings(samples=1, graders=grader)})
+
+    items = ["HumanEval/0", "HumanEval/1"]
+    same = comparable.key(config(4.0), TASK, items) == comparable.key(config(4.0), TASK, items)
+    a, b = comparable.key(config(4.0), TASK, items), comparable.key(config(2.0), TASK, items)
+    assert same and a != b
+    assert comparable.differences(a, b) == ["graders.humaneval.time_factor"]

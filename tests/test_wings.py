@@ -25,6 +25,9 @@ EXCEPTIONS = {
     ("cli.py", "Items per CODAL preference"): "help text: what --limit counts per task",
     ("cli.py", "Samples per HumanEval+ task"): "help text: what --samples is for",
     ("cli.py", "CODAL items to show"): "help text: what diff --top counts",
+    ("cli.py", "A stored HumanEval+ run whose answers"): (
+        "help text: judge-audit --run needs a run of an execution-graded task"
+    ),
 }
 
 

@@ -11,8 +11,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ..failures import describe, register_secret
-from ..types import Generation, Request, UsageError
+from ..failures import classify, describe, register_secret
+from ..types import Generation, PreflightError, Request, UsageError
 from ._common import LoopBound, coerce, float_option, is_loopback_url, public, url_host
 
 PLACEHOLDER_KEY = "EMPTY"  # self-hosted servers usually accept any key
@@ -67,25 +67,44 @@ class HTTPBackend:
         raise NotImplementedError
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
-        """The Backend protocol's batch call: one attempt per request, a failure as an error.
+        """The Backend protocol's batch call, for callers without the runner: the dispatcher
+        (retries, concurrency) with nothing stored. The engine knows no backend; a backend may
+        use the engine."""
+        from ..dispatch import DispatchOptions, generate_all
 
-        The runner never calls this: its dispatcher drives `agenerate` with concurrency limits,
-        retries and storage. It is here for callers that want a plain batch call.
+        return generate_all(self, requests, options=DispatchOptions(), sink=lambda _: None)
+
+    PREFLIGHT_TIMEOUT_S: ClassVar[float] = 10.0
+
+    def endpoint(self) -> str:
+        """host:port of the server this backend talks to (never a key), for messages."""
+        return url_host(self.base_url or self.official_url, "")
+
+    def preflight(self) -> None:
+        """One models listing: the endpoint answers and takes the key. Nothing is generated.
+
+        Any HTTP answer but 401/403 counts as "there" (a server without a models route answers
+        404, one that is failing answers 5xx: the run's retries deal with those); a refused
+        connection, an unknown host, a timeout or a rejected key stops the run before it starts.
         """
 
-        async def one(r: Request) -> Generation:
+        async def probe() -> None:
             try:
-                return await self.agenerate(r)
-            except Exception as exc:  # an error, never an empty answer
-                return Generation(r.key, None, error=describe(exc))
-
-        async def batch() -> list[Generation]:
-            try:
-                return list(await asyncio.gather(*(one(r) for r in requests)))
+                client = self._client.get().with_options(timeout=self.PREFLIGHT_TIMEOUT_S)
+                await client.models.list()
             finally:
                 await self.aclose()
 
-        return asyncio.run(batch())
+        try:
+            asyncio.run(probe())
+        except Exception as exc:
+            status = classify(exc).status
+            if status is not None and status not in (401, 403):
+                return
+            raise PreflightError(
+                f"{self.name} endpoint {self.endpoint()} ({self.model}) is not usable: "
+                f"{describe(exc)}"
+            ) from exc
 
     async def aclose(self) -> None:
         """Close the connections of the current event loop; the backend stays usable."""

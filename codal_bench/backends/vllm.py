@@ -259,6 +259,18 @@ class VLLMBackend:
                 self._path = p.resolve()
         return self._path
 
+    def preflight(self) -> None:
+        """The checkpoint is there and has a config: checked from its files, without starting
+        an engine (the candidate's may still hold the memory)."""
+        from ..types import PreflightError
+
+        try:
+            path = self.path
+        except UsageError as exc:
+            raise PreflightError(str(exc)) from exc
+        if not (path / "config.json").is_file():
+            raise PreflightError(f"vllm: {path} has no config.json: not a checkpoint directory")
+
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
             semantic = {k: v for k, v in self.engine_options.items() if k not in _NON_SEMANTIC}

@@ -164,6 +164,17 @@ class LLMJudge:
         self._pattern = self.templates.pattern
         self._identity: dict[str, Any] | None = None
 
+    @classmethod
+    def audit(cls, store: Any, **options: Any) -> Any:
+        """`judge-audit`: rate answers whose pass/fail execution established (see `audit.py`).
+
+        Offered on the class so the command line reaches it through the judge registry without
+        naming a benchmark; the judge class is handed over so `audit` does not import this module.
+        """
+        from .audit import run_audit
+
+        return run_audit(cls, store, **options)
+
     # -- identity and keys -------------------------------------------------------------------
 
     @property

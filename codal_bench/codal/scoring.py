@@ -47,3 +47,13 @@ class CodalScoring(BaseScoring):
             judge=judge.spec if judge else None,
             reference=judge.reference if judge else None,
         )
+
+    def grader_failures(self, rows: Sequence[Row]) -> tuple[int, int, str | None]:
+        """Judge replies without a rating, of all replies, and one of them (the run is invalid
+        above `--max-parse-failure-rate`)."""
+        graded = [r for r in rows if r.get("status") in ("rated", "parse_failure")]
+        failed = [r for r in graded if r["status"] == "parse_failure"]
+        example = next(
+            (str((r.get("details") or {}).get("judge_output") or "") for r in failed), None
+        )
+        return len(failed), len(graded), example

@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import comparable
 from .. import stats as gs
-from ..config import backend_options
+from ..config import RunConfig, backend_options
 from ..store import Store
 from ..types import CodalError, UsageError
 from .baseline import Selection, find_baseline, items_for, resolve
@@ -223,6 +223,33 @@ def need_text(m: MetricResult) -> str:
     return text
 
 
+def judge_where_the_baseline_did(
+    base: RunConfig, judge: str | None, overrides: dict[str, Any]
+) -> None:
+    """Refuse to send judge prompts to a host the baseline's judge was not at, unless the user
+    named the judge again: a changed OPENAI_BASE_URL must not reroute a team's prompts."""
+    from ..spec import build_backend, parse_spec
+
+    if base.judge is None or judge or (overrides.get("judge_options") or {}).get("base_url"):
+        return
+    was = (base.judge.identity.get("backend") or {}).get("host")
+    if not was:
+        return  # a local judge (checkpoint): nothing is sent anywhere
+    options = {
+        **(base.options.get("judge_options") or {}),
+        **(overrides.get("judge_options") or {}),
+    }
+    try:
+        now = build_backend(parse_spec(base.judge.spec, options)).identity().get("host")
+    except CodalError as exc:
+        raise CheckError(f"cannot repeat the baseline's judge {base.judge.spec}: {exc}") from exc
+    if now != was:
+        raise CheckError(
+            f"the baseline's judge {base.judge.spec} was at {was}, this check would ask {now}: "
+            "name the judge's server with --judge-base-url (or --judge) to go ahead"
+        )
+
+
 def run_check(
     store: Store,
     *,
@@ -247,6 +274,7 @@ def run_check(
     with Progress(enabled=not quiet) as progress:
         base_id, notes = resolve(store, baseline, judge, sel, overrides, progress, baseline_sha256)
         items = items_for(store, base_id, sel)
+        judge_where_the_baseline_did(store.run(base_id).config, judge, overrides)
         try:
             cand_id = run_like(store, base_id, model, judge, progress, items=items, **overrides)
         except UsageError:

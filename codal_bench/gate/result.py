@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..types import CodalError, UsageError
+from ..types import BadFlag, CodalError
 from .diff import DiffResult
 
 ALPHA = 0.05
@@ -91,7 +91,7 @@ def parse_max_drop(pairs: tuple[str, ...] | list[str]) -> dict[str, float]:
         except ValueError:
             margin = -1.0
         if not sep or not name.strip() or not margin >= 0:
-            raise UsageError(f"--max-drop {p!r}: expected METRIC=VALUE with VALUE >= 0")
+            raise BadFlag(f"--max-drop {p!r}: expected METRIC=VALUE with VALUE >= 0")
         out[name.strip()] = margin
     return out
 

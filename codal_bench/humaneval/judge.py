@@ -40,7 +40,20 @@ class ExecJudge:
         return {"judge": "humaneval-exec", **self.checker.identity()}
 
     def prepare(self, task_data: dict[str, Any]) -> None:
-        """Nothing to resolve before grading: the sandbox is checked when it starts."""
+        """Nothing to resolve before grading: `preflight` checks the sandbox."""
+
+    def preflight(self) -> None:
+        """The sandbox can be built here (bubblewrap, the system interpreter, privileges)."""
+        from ..executors.sandbox import SandboxExecutor
+        from ..types import PreflightError
+
+        sandbox = SandboxExecutor()
+        try:
+            sandbox.check()
+        except Exception as exc:
+            raise PreflightError(str(exc)) from exc
+        finally:
+            sandbox.close()
 
     def grade_key(self, item: GradeInput) -> str:
         return content_hash(

@@ -114,11 +114,24 @@ def meta_line(t: Table) -> str:
                 f"T={s.get('temperature')} top_p={s.get('top_p')} max_tokens={s.get('max_tokens')}"
             )
             parts.append(f"{m.get('items')} items")
+    if not t.published_only and m.get("judge"):
+        parts.append(audit_text(m.get("judge_audit")))
     parts.append(f"{m.get('runs', 0)} runs ranked")
     if m.get("published_setting"):
         parts.append(f"context: {m['published_setting']}")
     parts.append(f"group {t.id}")
     return " · ".join(parts)
+
+
+def audit_text(audit: dict[str, Any] | None) -> str:
+    """The judge's latest audit AUROC (pass vs fail code), or that it has none."""
+    if not audit:
+        return "judge audit: none"
+    auroc = num(audit.get("auroc"))
+    iv = audit.get("interval") or []
+    span = f" ({iv[0]:.2f}–{iv[1]:.2f})" if len(iv) == 2 else ""
+    value = "–" if auroc is None else f"{auroc:.2f}"
+    return f"judge audit AUROC {value}{span} [{audit.get('audit_id')}]"
 
 
 def footnotes(lb: Leaderboard) -> list[str]:
@@ -134,6 +147,13 @@ def footnotes(lb: Leaderboard) -> list[str]:
         notes.append(
             f"Rows marked published are the paper's numbers ({lb.source.get('citation', '')},"
             f" {lb.source.get('url', '')}), shown for context and never ranked."
+        )
+    if any(t.meta.get("judge_audit") for t in lb.tables):
+        notes.append(
+            "Judge audit AUROC: how well the table's judge (same identity and templates) rated"
+            " code that passes its tests above code that fails (`codal-eval judge-audit`, latest"
+            " audit, 95 % bootstrap interval over tasks); 0.5 is chance. It checks correctness"
+            " only, one of the qualities the judge rates."
         )
     if lb.skipped:
         listed = ", ".join(f"{s['run_id']} ({s['model']}, {s['status']})" for s in lb.skipped)

@@ -234,7 +234,10 @@ def compile_leaderboard(store: Store, *, n_boot: int = 10000, seed: int = 0) -> 
     for gid, (key, members) in ordered:
         attached = [e for e in entries if _matches(e, key)]
         used |= {str(e["id"]) for e in attached}
-        tables.append(_group_table(gid, key, members, attached, by_run, entries, n_boot, seed))
+        table = _group_table(gid, key, members, attached, by_run, entries, n_boot, seed)
+        if key.get("judge"):
+            table.meta["judge_audit"] = judge_audit(store, key["judge"])
+        tables.append(table)
     for e in entries:
         if str(e["id"]) not in used:
             tables.append(_published_table(e))
@@ -280,6 +283,26 @@ def _group_table(
             "published_setting": setting}  # fmt: skip
     return Table(gid, key["task"], _title(key), meta, _frame(rows, rank_by), metrics, context,
                  rank_by, False, labels)  # fmt: skip
+
+
+def judge_audit(store: Store, judge: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest audit of a table's judge (same identity and template hash), in brief.
+
+    An audit made with other templates does not count: they are a different judge.
+    """
+    found = store.latest_audit(judge.get("identity") or {}, str(judge.get("templates_sha256")))
+    if found is None:
+        return None
+    r = found["report"]
+    return {
+        "auroc": found["auroc"],
+        "interval": r.get("auroc_interval"),
+        "answers": r.get("answers"),
+        "preference": r.get("preference"),
+        "source": found["source"],
+        "audit_id": found["audit_id"],
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(found["created"])),
+    }
 
 
 def _published_table(e: dict[str, Any]) -> Table:
