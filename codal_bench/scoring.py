@@ -215,7 +215,7 @@ class PassAtK(BaseScoring):
     Metrics are named `name` (pass@1, gated with `margin` and ranked) and `name@k` for larger k.
     """
 
-    def __init__(self, name: str, label: str, margin: float = 0.05) -> None:
+    def __init__(self, name: str, label: str, margin: float = 0.03) -> None:
         self.name, self.label, self.margin = name, label, margin
 
     def metric(self, k: int) -> Metric:

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from codal_bench import stats as gs
 from codal_bench.codal.scores import PREFERENCES
+from codal_bench.gate import stats as gs
 from codal_bench.gate.decide import MetricInput, decide, exit_codes, test_metric
 
 RATING_SD = 1.5

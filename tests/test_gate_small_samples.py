@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from codal_bench import stats as gs
 from codal_bench.codal.scores import PREFERENCES
 from codal_bench.gate import compare_runs, render_terminal
+from codal_bench.gate import stats as gs
 from codal_bench.gate.decide import holm_batch
 from codal_bench.store import Store
 from tests.test_gate_stats import write_run

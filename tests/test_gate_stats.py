@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from codal_bench import stats as gs
 from codal_bench.codal.scores import PREFERENCES
 from codal_bench.gate import CheckError, compare_runs, parse_max_drop
+from codal_bench.gate import stats as gs
 from codal_bench.store import ItemRef, Store
 from codal_bench.summary import run_summary
 from codal_bench.types import Generation, Grade, UsageError, content_hash

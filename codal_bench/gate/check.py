@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 
 from .. import comparable
-from .. import stats as gs
 from ..config import RunConfig, backend_options
 from ..store import Store
 from ..types import CodalError, UsageError
+from . import stats as gs
 from .baseline import Selection, find_baseline, items_for, resolve
 from .decide import DECISIONS, MetricInput, decide, test_metric
 from .diff import DiffResult, diff_runs, render_diff

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import stats as gs
 from ..stats import FloatArray
+from . import stats as gs
 from .result import Decision
 
 PASS, REGRESSION, INCONCLUSIVE = 0, 1, 2
