@@ -20,11 +20,15 @@ def run_like(
     model: str,
     judge: str | None = None,
     progress: Progress | None = None,
+    items: dict[str, list[str]] | None = None,
     **overrides: Any,
 ) -> str:
-    """Run `model` on exactly the items and settings of a stored run (for the CI gate)."""
+    """Run `model` on exactly the items and settings of a stored run (for the CI gate), or on
+    `items`, a subset of them (task -> item ids; `check --tasks/--limit`)."""
     base = store.run(baseline_run_id)
-    opts = base.config.rerun_options(base.record.items, model, judge)
+    opts = base.config.rerun_options(items or base.record.items, model, judge)
+    if items:
+        opts.tasks = [t for t in opts.tasks if t in items]
     result = run(replace(opts, **overrides), store, progress)
     assert result.run_id is not None
     return result.run_id

@@ -72,9 +72,20 @@ def _create_audits(c: sqlite3.Connection) -> None:
     )
 
 
+def _create_bundles(c: sqlite3.Connection) -> None:
+    """Runs imported from baseline bundles (`check --baseline FILE`): which file content made
+    which run, and the judge endpoints the bundle named (never used unless named again)."""
+    c.execute(
+        """CREATE TABLE IF NOT EXISTS bundles(
+            sha256 TEXT PRIMARY KEY, run_id TEXT NOT NULL, source_run TEXT NOT NULL,
+            path TEXT NOT NULL, endpoints TEXT NOT NULL, imported REAL NOT NULL)"""
+    )
+
+
 MIGRATIONS = (
     Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
     Migration(2, "add the audits table (judge audits against known pass/fail)", _create_audits),
+    Migration(4, "bundles: runs imported from portable baseline files", _create_bundles),
     Migration(5, "supersedes: answers and grades asked again with --refresh", _create_supersedes),
 )
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

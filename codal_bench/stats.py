@@ -4,14 +4,13 @@
 - one resampler: items drawn with replacement, seeded, within each stratum (`draw`), used by the
   leaderboard's intervals and ranks, the gate's paired bootstrap and the judge report;
 - one percentile interval (`percentile_interval`);
-- paired tests for the CI gate: bootstrap of the drop, sign flip, exact McNemar with a margin,
-  Holm, the minimum detectable drop;
+- the batch bootstrap of a weighted mean of stratum means (`bootstrap_drops`), for many
+  comparisons at once; the gate's paired tests built on it are in `codal_bench.gate.stats`;
 - rank intervals (competition ranks over shared resamples);
 - AUROC (how well a score separates two classes) and a cluster bootstrap that resamples whole
   clusters (e.g. tasks with several answers each), for intervals of any statistic of them.
 
-Paired statistics work on per-item differences `baseline - candidate`, so a positive value is a
-drop. Everything random takes an explicit seed so a verdict or an interval can be reproduced.
+Everything random takes an explicit seed so a verdict or an interval can be reproduced.
 numpy and scipy are imported inside the functions that need them: `codal-eval --help` imports
 this module's users without paying for them.
 """
@@ -20,8 +19,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from math import sqrt
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,21 +93,6 @@ def resampled_means(counts: FloatArray, x: FloatArray) -> FloatArray:
     return out
 
 
-def stratified_replicates(
-    strata: Sequence[FloatArray], weights: Sequence[float], n_boot: int, seed: int
-) -> FloatArray:
-    """Replicates of sum(w * mean(stratum)), items resampled within each stratum, in blocks."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    out = np.zeros(n_boot)
-    for start in range(0, n_boot, CHUNK):
-        stop = min(n_boot, start + CHUNK)
-        for d, w in zip(strata, weights, strict=True):
-            out[start:stop] += w * d[draw(rng, len(d), stop - start)].mean(axis=1)
-    return out
-
-
 def percentile_interval(
     boot: FloatArray, level: float = 0.95, *, axis: int = 0, conservative: bool = False
 ) -> tuple[Any, Any]:
@@ -145,7 +127,7 @@ def mean_interval(
     x = x[np.isfinite(x)]
     if x.size == 0:
         return None
-    boot = stratified_replicates([x], [1.0], n_boot, seed)
+    boot = bootstrap_drops([x], [1.0], n_boot, seed)[:, 0]
     lo, hi = percentile_interval(boot, level)
     return [float(lo), float(hi)]
 
@@ -182,155 +164,48 @@ def rank_intervals(point: FloatArray, boot: FloatArray) -> dict[str, Any]:
     return {"rank": rank, "rank_lo": lo.astype(int), "rank_hi": hi.astype(int), "tie": tie}
 
 
-# -- paired tests (the CI gate) ------------------------------------------------------------------
+# -- the batch resampler ---------------------------------------------------------------------------
+#
+# The CI gate works on a batch of G independent comparisons at once: a stratum is an array of
+# shape (n_items,) or (n_items, G). The gate passes G = 1; the seeded simulation in the test suite
+# passes G = 1000 through the very same code. With a fixed seed every comparison in a batch sees
+# the same resamples, exactly what G separate calls with that seed would draw.
 
 
-@dataclass(frozen=True)
-class PairedBootstrap:
-    """Drop estimate with one-sided bounds and the p-value of H0: drop <= margin.
+def as_columns(strata: Sequence[FloatArray]) -> list[FloatArray]:
+    """Strata as (n_items, G) arrays: a 1-D stratum is a batch of one comparison."""
+    import numpy as np
 
-    `lo`/`hi` are each a one-sided (1 - alpha) bound, i.e. together a two-sided 1 - 2·alpha
-    interval; the gate uses `hi` to clear a metric and `p_margin` to call a regression, and both
-    come from the same replicates so the printed interval and the verdict never disagree.
-    """
-
-    drop: float
-    lo: float
-    hi: float
-    se: float
-    p_margin: float
+    return [np.asarray(d, dtype=np.float64).reshape(len(d), -1) for d in strata]
 
 
-def weighted_drop(strata: Sequence[FloatArray], weights: Sequence[float]) -> float:
-    """The metric's drop: a weighted sum of per-stratum mean differences."""
-    return float(sum(w * float(d.mean()) for d, w in zip(strata, weights, strict=True)))
+def bootstrap_drops(
+    strata: Sequence[FloatArray], weights: Sequence[float], n_boot: int, seed: int
+) -> FloatArray:
+    """(n_boot, G) replicates of the weighted drop, items resampled within each stratum.
 
-
-def paired_se(strata: Sequence[FloatArray], weights: Sequence[float]) -> float:
-    """Analytic standard error of `weighted_drop` (strata resampled independently)."""
-    var = 0.0
-    for d, w in zip(strata, weights, strict=True):
-        if len(d) > 1:
-            var += w * w * float(d.var(ddof=1)) / len(d)
-    return sqrt(var)
-
-
-def paired_bootstrap(
-    strata: Sequence[FloatArray],
-    weights: Sequence[float],
-    *,
-    margin: float,
-    n_boot: int = 10000,
-    seed: int = 0,
-    alpha: float = ALPHA,
-) -> PairedBootstrap:
-    """Percentile bootstrap of the drop; p_margin = share of replicates at or below the margin.
-
-    The percentile p-value is the test that inverts the percentile interval: p_margin < alpha
-    exactly when the one-sided lower bound exceeds the margin. (+1)/(B+1) keeps it above zero.
+    Drawn in blocks of CHUNK with `draw`, in the same order as `stratified_replicates`, as
+    counts so that one matrix product resamples every comparison of the batch at once.
     """
     import numpy as np
 
-    if not strata or any(len(d) == 0 for d in strata):
-        raise ValueError("every stratum needs at least one paired item")
-    boots = stratified_replicates(strata, weights, n_boot, seed)
-    lo, hi = percentile_interval(boots, 1 - 2 * alpha, conservative=True)
-    p = (1 + int(np.count_nonzero(boots <= margin + 1e-12))) / (n_boot + 1)
-    return PairedBootstrap(
-        weighted_drop(strata, weights), float(lo), float(hi), paired_se(strata, weights), p
-    )
-
-
-def sign_flip_pvalue(
-    strata: Sequence[FloatArray], weights: Sequence[float], *, n_perm: int = 10000, seed: int = 0
-) -> float:
-    """One-sided sign-flip permutation p-value of H0: no drop (differences symmetric about 0)."""
-    import numpy as np
-
+    cols = as_columns(strata)
     rng = np.random.default_rng(seed)
-    observed = weighted_drop(strata, weights)
-    hits = 0
-    for start in range(0, n_perm, CHUNK):
-        size = min(n_perm, start + CHUNK) - start
-        total = np.zeros(size)
-        for d, w in zip(strata, weights, strict=True):
-            signs = rng.choice(np.array([-1.0, 1.0]), size=(size, len(d)))
-            total += w * (signs * d).mean(axis=1)
-        hits += int(np.count_nonzero(total >= observed - 1e-12))
-    return (1 + hits) / (n_perm + 1)
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """One-sided exact McNemar p-value of H0: no drop.
-
-    b = items that pass in the baseline and fail in the candidate, c = the reverse. Under H0 each
-    discordant item is equally likely to go either way, so b ~ Binomial(b + c, 1/2).
-    """
-    from scipy.stats import binomtest
-
-    if b + c == 0:
-        return 1.0
-    return float(binomtest(b, b + c, 0.5, alternative="greater").pvalue)
-
-
-def mcnemar_margin(b: int, c: int, n: int, margin: float) -> float:
-    """Exact conditional test of H0: drop <= margin for paired pass/fail; McNemar at margin 0.
-
-    Given N = b + c discordant items out of n, the drop is (b - c) / n, and a drop of `margin`
-    means a discordant item goes baseline-pass → candidate-fail with probability
-    pi0 = (1 + margin·n/N) / 2 (the discordance rate N/n plugged in). The test is the exact
-    binomial tail P(Binomial(N, pi0) >= b). When pi0 >= 1 even all N discordant items could not
-    make a drop above the margin, so the p-value is 1.
-    """
-    from scipy.stats import binomtest
-
-    if margin < 0:
-        raise ValueError("margin must be >= 0")
-    big_n = b + c
-    if big_n == 0:
-        return 1.0
-    pi0 = (1 + margin * n / big_n) / 2
-    if pi0 >= 1:
-        return 1.0
-    return float(binomtest(b, big_n, pi0, alternative="greater").pvalue)
-
-
-def mcnemar_min_detectable(n: int, margin: float, alpha: float) -> float:
-    """Smallest drop (b/n with c = 0) the exact margin test can call significant at `alpha`."""
-    for b in range(1, n + 1):
-        if mcnemar_margin(b, 0, n, margin) < alpha:
-            return b / n
-    return float("inf")
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values (family-wise error rate), in the input order."""
-    k = len(pvalues)
-    order = sorted(range(k), key=lambda i: pvalues[i])
-    adjusted = [0.0] * k
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (k - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
+    out = np.zeros((n_boot, cols[0].shape[1]))
+    for start in range(0, n_boot, CHUNK):
+        stop = min(n_boot, start + CHUNK)
+        for d, w in zip(cols, weights, strict=True):
+            if d.shape[1] == 1:  # one comparison: gathering is cheaper than counting
+                out[start:stop, 0] += w * d[draw(rng, len(d), stop - start), 0].mean(axis=1)
+            else:
+                out[start:stop] += (w / len(d)) * (draw_counts(rng, len(d), stop - start) @ d)
+    return out
 
 
 def z(q: float) -> float:
     from scipy.stats import norm
 
     return float(norm.ppf(q))
-
-
-def min_detectable_drop(
-    se: float, margin: float, *, alpha: float = ALPHA, power: float = POWER, n_tests: int = 1
-) -> float:
-    """Smallest true drop the gate calls a regression with probability `power`.
-
-    margin + (z_{1-alpha/k} + z_power)·SE: the drop must clear the margin by enough that the
-    one-sided test rejects at Holm's strictest step (alpha/k, the level a lone regression among k
-    metrics is held to). With margin 0 and k = 1 this is the textbook (z_{1-α} + z_{0.8})·SE.
-    """
-    return margin + (z(1 - alpha / max(1, n_tests)) + z(power)) * se
 
 
 # -- separation of two classes, and resampling of clusters ----------------------------------------

@@ -81,8 +81,13 @@ class CountingServer:
     """Use as a context manager; `url` is the OpenAI base URL (with /v1), `root` the bare one."""
 
     def __init__(
-        self, delay_s: float = 0.0, lifetime_s: float = 600.0, max_requests: int = 5000
+        self,
+        delay_s: float = 0.0,
+        lifetime_s: float = 600.0,
+        max_requests: int = 5000,
+        reply: Any = None,
     ) -> None:
+        self.reply = reply or reply_for  # (model, prompt) -> text
         self.delay_s = delay_s
         self.lifetime_s = lifetime_s
         self.max_requests = max_requests
@@ -209,7 +214,7 @@ class CountingServer:
             return 400, _error(f"invalid request with credentials {creds}", anthropic)
         if any(model.startswith(p) for p in self.broken):
             return 500, _error("the server had an error while processing your request", anthropic)
-        text = reply_for("mute" if any(model.startswith(p) for p in self.muted) else model, prompt)
+        text = self.reply("mute" if any(model.startswith(p) for p in self.muted) else model, prompt)
         p_tok, c_tok = len(prompt) // 4 + 1, len(text) // 4 + 1
         if anthropic:
             return 200, {

@@ -1,4 +1,5 @@
-"""Acceptance 4: the example workflow is valid GitHub Actions YAML with the gate wired in."""
+"""The example workflow is valid GitHub Actions YAML with the gate wired in (its steps are run
+for real in tests/test_ci_workflow_runs.py)."""
 
 from __future__ import annotations
 
@@ -88,10 +89,10 @@ def test_gpu_job_runs_the_gate_and_reports(wf: dict[Any, Any]) -> None:
     job = wf["jobs"]["gate-gpu"]
     assert job["runs-on"] == ["self-hosted", "gpu"]
     steps = job["steps"]
-    assert any("codal-eval[vllm]" in s.get("run", "") for s in steps)
+    assert any('"$CODAL_EVAL_PACKAGE" "vllm' in s.get("run", "") for s in steps)
     uses = [s.get("uses", "") for s in steps]
     assert any(u.startswith("actions/checkout@") for u in uses)
-    assert any(u.startswith("actions/cache/restore@") for u in uses)
+    assert not any("cache" in u for u in uses), "the baseline is a bundle, not a cached store"
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
     run = _check_step(job)
     for flag in (
@@ -122,3 +123,65 @@ def test_api_variant_uses_secrets_not_a_gpu(wf: dict[Any, Any]) -> None:
     env = wf["env"]
     assert env["OPENAI_API_KEY"] == "${{ secrets.OPENAI_API_KEY }}"
     assert "${{ secrets." in env["ANTHROPIC_API_KEY"]
+
+
+def test_api_job_order_and_safety(wf: dict[Any, Any]) -> None:
+    steps = wf["jobs"]["gate-api"]["steps"]
+    runs = [str(s.get("run", "")) for s in steps]
+    # no expression inside a script: inputs reach the shell through env only
+    assert not any("${{" in r for r in runs)
+
+    def index(text: str) -> int:
+        return next(i for i, r in enumerate(runs) if text in r)
+
+    assert index("apt-get install -y -q bubblewrap") < index('pip install "$CODAL_EVAL_PACKAGE"')
+    assert index("SandboxExecutor") < index("codal-eval check")  # preflight first
+    assert index("codal-eval check") < index("codal-eval-gate -->") < index("--format bundle")
+    assert "--method PATCH" in runs[index("codal-eval-gate -->")]  # one comment, edited
+    assert '--baseline "$BUNDLE"' in runs[index("codal-eval check")]
+    assert "CANDIDATE//\\{sha\\}/$SHA" in runs[index("CANDIDATE=")]
+    assert wf["env"]["FORK"] == "${{ github.event.pull_request.head.repo.fork }}"
+
+
+def _plan(wf: dict[Any, Any], tmp_path: Path, **env: str) -> tuple[int, str, str]:
+    """The API job's plan step alone, in an empty workspace, with the given environment."""
+    import os
+    import subprocess
+
+    step = next(s for s in wf["jobs"]["gate-api"]["steps"] if s.get("name", "").startswith("Plan"))
+    out = tmp_path / "github_env"
+    out.write_text("")
+    base = {"PATH": os.environ["PATH"], "GITHUB_ENV": str(out), "BUNDLE": "b/x.codal-bundle",
+            "CANDIDATE": "openai:m-{sha}", "SHA": "abc123", "EVENT": "pull_request",
+            "REF": "refs/pull/7/merge"}  # fmt: skip
+    p = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path, env={**base, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return p.returncode, p.stdout, out.read_text()
+
+
+def test_plan_step_handles_forks_missing_baselines_and_the_commit(
+    wf: dict[Any, Any], tmp_path: Path
+) -> None:
+    # a fork's pull request has no secrets: skipped with a notice...
+    code, out, genv = _plan(wf, tmp_path)
+    assert code == 0 and "GATE=skip" in genv and "::notice" in out
+    assert "CANDIDATE=openai:m-abc123" in genv  # the candidate of this commit
+    # ...or, when the candidate server needs no key, only the unjudged tasks are gated
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.codal-bundle").write_bytes(b"x")
+    code, out, genv = _plan(wf, tmp_path, BASE_URL="http://127.0.0.1:1/v1")
+    assert code == 0 and "GATE=unjudged" in genv
+    # with keys and a committed bundle: the full gate
+    code, out, genv = _plan(wf, tmp_path, OPENAI_API_KEY="sk-x")
+    assert code == 0 and "GATE=full" in genv
+    # no bundle on a pull request: exit 4 with an error annotation
+    (tmp_path / "b" / "x.codal-bundle").unlink()
+    code, out, genv = _plan(wf, tmp_path, OPENAI_API_KEY="sk-x")
+    assert code == 4 and "::error title=codal-eval::no baseline bundle" in out
+    # no bundle on main: this commit becomes the baseline
+    code, out, genv = _plan(
+        wf, tmp_path, OPENAI_API_KEY="sk-x", EVENT="push", REF="refs/heads/main"
+    )
+    assert code == 0 and "GATE=bootstrap" in genv

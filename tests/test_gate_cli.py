@@ -36,6 +36,7 @@ def test_check_orchestration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     def fake_run_like(
         st: Store, base_id: str, model: str, judge: str | None, progress: Any = None, **kw: Any
     ) -> str:
+        assert kw.pop("items") is None  # no --tasks/--limit: every item of the baseline
         calls.append((base_id, model, judge, kw))
         return write_run(st, model, humaneval=_he(164, int(model.split(":")[1])))
 

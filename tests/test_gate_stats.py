@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from codal_bench import stats as gs
 from codal_bench.codal.scores import PREFERENCES
 from codal_bench.gate import CheckError, compare_runs, parse_max_drop
+from codal_bench.gate import stats as gs
 from codal_bench.store import ItemRef, Store
 from codal_bench.summary import run_summary
 from codal_bench.types import Generation, Grade, UsageError, content_hash
@@ -179,8 +179,13 @@ def _codal_pair(
 
 def test_codal_drop_of_0_8_on_one_preference_is_caught(store: Store) -> None:
     base, cand = _codal_pair("readability", seed=3)
+    margins = {f"codal-{p}": 0.5 for p in PREFERENCES}  # tighter than the default 1.25
     res = compare_runs(
-        store, write_run(store, "base", base), write_run(store, "cand", cand), seed=0
+        store,
+        write_run(store, "base", base),
+        write_run(store, "cand", cand),
+        seed=0,
+        max_drop=margins,
     )
     by = {m.name: m for m in res.metrics}
     assert by["codal-readability"].decision == "regression"
@@ -256,7 +261,17 @@ def test_several_samples_use_the_bootstrap_and_mini_gets_a_prefix(store: Store) 
     base = write_run(store, "b", humaneval=_he(40, 0, samples=4))
     cand = write_run(store, "c", humaneval=_he(40, 0, samples=4))
     res = compare_runs(store, base, cand)
-    assert res.metrics[0].discordant is None and res.metrics[0].test.startswith("paired bootstrap")
+    # identical answers: no non-zero difference, so the sign-flip test (not McNemar, not the
+    # bootstrap on zero differences)
+    assert res.metrics[0].discordant is None and res.metrics[0].test.startswith("sign-flip")
+    assert res.exit_code == 0
+    # many tasks whose pass fraction moved: the bootstrap
+    mixed = {f"HumanEval/{i}": [(s <= i % 4, s <= i % 4) for s in range(4)] for i in range(40)}
+    moved = {f"HumanEval/{i}": [(s < i % 4, s < i % 4) for s in range(4)] for i in range(40)}
+    res = compare_runs(
+        store, write_run(store, "b2", humaneval=mixed), write_run(store, "c2", humaneval=moved)
+    )
+    assert res.metrics[0].test.startswith("paired bootstrap")
     # both HumanEval+ and its Mini variant in one run → the Mini metrics carry a prefix
     a, b = (write_run(store, m, humaneval=_he(10, 0)) for m in ("x", "y"))
     for rid in (a, b):

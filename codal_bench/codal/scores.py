@@ -23,11 +23,11 @@ SHORT = {
     "readability": "Read.",
     "style": "Style",
 }
-AVERAGE = Metric("codal-average", "CODAL avg", scale=(0.0, 10.0), gate_margin=0.25, headline=True)
+AVERAGE = Metric("codal-average", "CODAL avg", scale=(0.0, 10.0), gate_margin=0.4, headline=True)
 
 
 def preference_metric(pref: str) -> Metric:
-    return Metric(f"codal-{pref}", SHORT.get(pref, pref), scale=(0.0, 10.0), gate_margin=0.5)
+    return Metric(f"codal-{pref}", SHORT.get(pref, pref), scale=(0.0, 10.0), gate_margin=1.0)
 
 
 def published_rating(row: Row) -> float:

@@ -37,11 +37,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import comparable
-from .. import stats as gs
 from ..config import RunConfig, backend_options
 from ..store import Store
 from ..types import CodalError, UsageError
+from . import stats as gs
+from .baseline import Selection, find_baseline, items_for, resolve
+from .decide import DECISIONS, MetricInput, decide, test_metric
 from .diff import DiffResult, diff_runs, render_diff
 from .paired import Paired, paired_metrics
 from .result import (
@@ -57,6 +61,7 @@ from .result import (
 
 __all__ = [
     "CheckError",
+    "find_baseline",
     "CheckResult",
     "MetricResult",
     "DiffResult",
@@ -82,8 +87,13 @@ def compare_runs(
     seed: int = 0,
     alpha: float = gs.ALPHA,
     strict_settings: bool = True,
+    subset: bool = False,
 ) -> CheckResult:
-    """Per-metric decisions for candidate vs baseline on their common items (see module doc)."""
+    """Per-metric decisions for candidate vs baseline on their common items (see module doc).
+
+    `subset`: the candidate ran on part of the baseline (`check --tasks/--limit`); the baseline
+    is compared on exactly the candidate's items.
+    """
     import time
 
     if inconclusive not in ("pass", "fail"):
@@ -99,6 +109,9 @@ def compare_runs(
         if info.status != "complete":
             raise CheckError(f"{role} run {info.run_id} is {info.status}, not complete")
     rows_a, rows_b = store.results(base.run_id), store.results(cand.run_id)
+    if subset:
+        chosen = {(r["task"], r["item_id"]) for r in rows_b}
+        rows_a = [r for r in rows_a if (r["task"], r["item_id"]) in chosen]
     if strict_settings:
         for task in sorted(set(base.config.tasks) & set(cand.config.tasks)):
             check_same_settings(
@@ -117,15 +130,17 @@ def compare_runs(
             f"(metrics: {', '.join(p.name for p in paired)})"
         )
     k = len(paired)
-    metrics = []
-    for p in paired:
+    inputs = [_input(p, margin_for(p.name, p.metric.gate_margin or 0.0, max_drop)) for p in paired]
+    tests, times = [], []
+    for x in inputs:
         t0 = time.perf_counter()
-        margin = margin_for(p.name, p.metric.gate_margin or 0.0, max_drop)
-        metrics.append(_decide_one(p, margin, k, n_boot, seed, alpha))
-        metrics[-1].elapsed_s = time.perf_counter() - t0
-    for m, adj in zip(metrics, gs.holm([m.p_margin for m in metrics]), strict=True):
-        m.p_adjusted = adj
-        m.decision, m.reason = _decision(m, alpha)
+        tests.append(test_metric(x, n_tests=k, n_boot=n_boot, seed=seed, alpha=alpha))
+        times.append(time.perf_counter() - t0)
+    p_adj, codes = decide(inputs, tests, alpha)
+    metrics = [
+        _result(p, x, t, float(p_adj[i, 0]), DECISIONS[int(codes[i, 0])], times[i])
+        for i, (p, x, t) in enumerate(zip(paired, inputs, tests, strict=True))
+    ]
     result = CheckResult(
         base.run_id,
         cand.run_id,
@@ -144,83 +159,68 @@ def compare_runs(
     return result
 
 
-def _decide_one(
-    p: Paired, margin: float, k: int, n_boot: int, seed: int, alpha: float
-) -> MetricResult:
-    floor = gs.z(1 - alpha) * p.aa_se if p.aa_se is not None else None
-    eff = max(margin, floor or 0.0)
-    boot = gs.paired_bootstrap(
-        p.strata, p.weights, margin=eff, n_boot=n_boot, seed=seed, alpha=alpha
+def _input(p: Paired, margin: float) -> MetricInput:
+    floor = gs.z(1 - gs.ALPHA) * p.aa_se if p.aa_se is not None else None
+    lo, hi = p.metric.scale
+    return MetricInput(
+        strata=p.strata,
+        weights=p.weights,
+        margin=margin,
+        binary=p.discordant is not None,
+        noise_floor=floor,
+        default_sd=0.5 if p.metric.percent else (hi - lo) / 4,
+        samples=p.samples,
     )
-    mdd = gs.min_detectable_drop(boot.se, eff, alpha=alpha, n_tests=k)
-    if p.discordant is not None:
-        b, c = p.discordant
-        p_margin, p_zero = gs.mcnemar_margin(b, c, p.n, eff), gs.mcnemar_exact(b, c)
-        mdd = max(mdd, gs.mcnemar_min_detectable(p.n, eff, alpha / k))
-        test = "exact McNemar (conditional binomial, margin-shifted)"
-    else:
-        p_margin = boot.p_margin
-        p_zero = gs.sign_flip_pvalue(p.strata, p.weights, n_perm=n_boot, seed=seed)
-        test = "paired bootstrap" + (" (stratified)" if len(p.strata) > 1 else "")
-    return MetricResult(
+
+
+def _result(
+    p: Paired, x: MetricInput, t: dict[str, Any], p_adj: float, decision: Decision, s: float
+) -> MetricResult:
+    def one(key: str) -> float:
+        return float(np.ravel(t[key])[0])
+
+    need_i, need_s = t["need_items"][0], t["need_samples"][0]
+    m = MetricResult(
         name=p.name, task=p.task, kind=p.kind, n_items=p.n, baseline=p.baseline,
-        candidate=p.candidate, drop=boot.drop, lo=boot.lo, hi=boot.hi, margin=margin,
-        noise_floor=floor, p_no_drop=p_zero, p_margin=p_margin, p_adjusted=p_margin, se=boot.se,
-        mdd=mdd, test=test, excluded=p.excluded, discordant=p.discordant,
+        candidate=p.candidate, drop=one("drop"), lo=one("lo"), hi=one("hi"), margin=x.margin,
+        noise_floor=x.noise_floor, p_no_drop=one("p_no_drop"), p_margin=one("p_regression"),
+        p_adjusted=p_adj, se=one("se"), mdd=one("mdd"), test=str(t["method"][0]),
+        decision=decision, excluded=p.excluded, discordant=p.discordant, elapsed_s=s,
+        p_pass=one("p_pass"), need_items=None if need_i is None else int(need_i),
+        need_samples=None if need_s is None else int(need_s),
     )  # fmt: skip
+    m.reason = _reason(m, x)
+    return m
 
 
-def _decision(m: MetricResult, alpha: float) -> tuple[Decision, str]:
-    eff = max(m.margin, m.noise_floor or 0.0)
-    if m.p_adjusted < alpha and m.drop > eff:
-        return "regression", (
+def _reason(m: MetricResult, x: MetricInput) -> str:
+    eff = x.effective_margin
+    if m.decision == "regression":
+        return (
             f"drop {m.drop:.3g} exceeds the allowed {eff:.3g} (Holm-adjusted p={m.p_adjusted:.2g})"
         )
-    if m.hi <= m.margin:
-        return "pass", f"upper 95 % bound of the drop {m.hi:.3g} is within {m.margin:.3g}"
-    why = f"upper 95 % bound {m.hi:.3g} exceeds {m.margin:.3g}"
-    if m.noise_floor is not None and m.drop > m.margin and m.drop <= m.noise_floor:
-        why += f"; the drop is within the judge's A/A noise ({m.noise_floor:.3g})"
-    elif m.drop > eff:
-        why += f", but the drop is not significant (Holm-adjusted p={m.p_adjusted:.2g})"
-    return "inconclusive", why + f"; this run can detect drops of {m.mdd:.3g} (80 % power)"
+    if m.decision == "pass":
+        return f"upper 95 % bound of the drop {m.hi:.3g} is within {m.margin:.3g}"
+    if m.n_items < gs.MIN_ITEMS:
+        why = f"only {m.n_items} paired items (at least {gs.MIN_ITEMS} are needed to decide)"
+    else:
+        why = f"upper 95 % bound {m.hi:.3g} exceeds {m.margin:.3g}"
+        if m.noise_floor is not None and m.drop > m.margin and m.drop <= m.noise_floor:
+            why += f"; the drop is within the judge's A/A noise ({m.noise_floor:.3g})"
+        elif m.drop > eff:
+            why += f", but the drop is not significant (Holm-adjusted p={m.p_adjusted:.2g})"
+        why += f"; this run can detect drops of {m.mdd:.3g} (80 % power)"
+    return why + "; " + need_text(m)
 
 
-def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
-    """A run id (or unique prefix, or `latest`), else the newest complete run of a model spec."""
-    try:
-        return store.run(baseline).run_id
-    except CodalError as exc:
-        why = str(exc)
-    names = {baseline}
-    try:
-        from ..spec import parse_spec
-
-        spec = parse_spec(baseline)
-        names |= {str(spec), spec.model}
-        if Path(spec.model).exists():
-            names.add(f"{spec.backend}:{Path(spec.model).resolve()}")
-    except CodalError:
-        pass
-    runs = [r for r in store.runs("complete") if r.model in names or r.config.model in names]
-    if judge is not None:
-        runs = [r for r in runs if r.judge == judge] or runs
-    if not runs:
-        raise CheckError(
-            f"baseline: {why}, and no complete run of a model {baseline!r} is stored either "
-            f"(pass a run id, or run `codal-eval run --model {baseline} ...` first)"
-        )
-    return runs[-1].run_id
-
-
-def _is_spec(text: str) -> bool:
-    from ..spec import parse_spec
-
-    try:
-        parse_spec(text)
-    except CodalError:
-        return False
-    return True
+def need_text(m: MetricResult) -> str:
+    """ "to decide a 0.25 drop you need ≈ N items / k samples per item" (the sample-size plan)."""
+    if m.need_items is None:
+        return "no sample-size estimate (margin 0)"
+    text = f"to decide a drop of {m.margin:.3g} you need ≈ {m.need_items} items (now {m.n_items})"
+    if m.need_samples is not None and m.need_samples > 1:
+        text += f" or ≈ {m.need_samples} samples per item on these items"
+    return text
 
 
 def judge_where_the_baseline_did(
@@ -261,40 +261,27 @@ def run_check(
     n_boot: int = 10000,
     seed: int = 0,
     quiet: bool = True,
+    baseline_sha256: str | None = None,
+    selection: Selection | None = None,
     **overrides: Any,
 ) -> CheckResult:
     """Find the baseline, run the candidate like it (the store reuses what it can), compare."""
-    from ..config import RunOptions
     from ..progress import Progress
     from ..rerun import run_like
-    from ..runner import run
 
-    overrides = {k: v for k, v in overrides.items() if v not in (None, {}, ())}
+    sel = selection or Selection()
+    overrides = {k: v for k, v in overrides.items() if v not in (None, {}, (), [])}
     with Progress(enabled=not quiet) as progress:
+        base_id, notes = resolve(store, baseline, judge, sel, overrides, progress, baseline_sha256)
+        items = items_for(store, base_id, sel)
+        judge_where_the_baseline_did(store.run(base_id).config, judge, overrides)
         try:
-            base_id = find_baseline(store, baseline, judge)
-        except CheckError:
-            if not _is_spec(baseline):
-                raise
-            # "found or made": a model spec without a stored run gets one, with default tasks and
-            # the judge settings of this check (the candidate's -M/--base-url are not its own).
-            shared = {k: v for k, v in overrides.items() if k.startswith(("judge", "reference"))}
-            try:
-                made = run(RunOptions(model=baseline, judge=judge, **shared), store, progress)
-            except UsageError:
-                raise
-            except CodalError as exc:
-                raise CheckError(f"the baseline run of {baseline} failed: {exc}") from exc
-            assert made.run_id is not None
-            base_id = made.run_id
-        try:
-            judge_where_the_baseline_did(store.run(base_id).config, judge, overrides)
-            cand_id = run_like(store, base_id, model, judge, progress, **overrides)
+            cand_id = run_like(store, base_id, model, judge, progress, items=items, **overrides)
         except UsageError:
             raise
         except CodalError as exc:
             raise CheckError(f"the candidate run failed: {exc}") from exc
-    return compare_runs(
+    result = compare_runs(
         store,
         base_id,
         cand_id,
@@ -302,7 +289,10 @@ def run_check(
         inconclusive=inconclusive,
         n_boot=n_boot,
         seed=seed,
+        subset=items is not None,
     )
+    result.notes[:0] = notes
+    return result
 
 
 def check(
@@ -328,8 +318,20 @@ def check(
     model_kv: tuple[str, ...] = (),
     concurrency: int | None = None,
     n_boot: int = 10000,
+    baseline_sha256: str | None = None,
+    tasks: str | list[str] | None = None,
+    limit: int | None = None,
+    samples: int | None = None,
+    temperature: float | None = None,
+    data: tuple[str, ...] = (),
 ) -> int:
     """What `codal-eval check` does: run, compare, print, write reports; returns the exit code."""
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    by_task = {
+        k: v for k, _, v in (d.partition("=") for d in data if "=" in d and not Path(d).exists())
+    }
+    bare = [d for d in data if "=" not in d or Path(d).exists()]
     m_opts = backend_options(model_kv, base_url, "-M")
     j_opts = backend_options(judge_kv, judge_base_url, "-J")
     overrides: dict[str, Any] = {
@@ -341,6 +343,8 @@ def check(
         "reference": reference,
         # 1 is the flag's default: keep the baseline's repeats unless more were asked for.
         "judge_repeats": judge_repeats if judge_repeats and judge_repeats > 1 else None,
+        "data": by_task,
+        "data_files": bare,
     }
     result = run_check(
         store,
@@ -352,6 +356,8 @@ def check(
         n_boot=n_boot,
         seed=seed,
         quiet=quiet,
+        baseline_sha256=baseline_sha256,
+        selection=Selection(tasks or None, limit, samples, temperature),
         **overrides,
     )
     from rich.console import Console

@@ -39,6 +39,7 @@ class Paired:
     excluded: int = 0
     discordant: tuple[int, int] | None = None  # set when every item is one pass/fail outcome
     aa_se: float | None = None  # SE of the metric between two gradings of identical answers
+    samples: int | None = None  # samples per item behind a pass rate (for the sample-size plan)
 
     @property
     def kind(self) -> str:
@@ -74,8 +75,19 @@ def paired_metrics(rows_a: Rows, rows_b: Rows, order: Sequence[str] = ()) -> lis
     for task, a, b in scored:
         first = seen.setdefault(a.metric.name, task)
         name = a.metric.name if first == task else f"{task}/{a.metric.name}"
-        out.append(pair(name, task, a, b))
+        p = pair(name, task, a, b)
+        if a.metric.percent:
+            p.samples = _samples(ta[task])
+        out.append(p)
     return out
+
+
+def _samples(rows: Rows) -> int:
+    """Samples per item (the largest count; every item of a run has the same)."""
+    per: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        per[r["item_id"]].add(int(r.get("sample_index", 0)))
+    return max((len(v) for v in per.values()), default=1)
 
 
 def pair(name: str, task: str, a: MetricScores, b: MetricScores) -> Paired:

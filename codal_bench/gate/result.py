@@ -47,6 +47,9 @@ class MetricResult:
     excluded: int = 0
     elapsed_s: float = 0.0
     discordant: tuple[int, int] | None = None  # (pass→fail, fail→pass) for one-sample pass@1
+    p_pass: float = 1.0  # one-sided test of H0: drop >= margin (below alpha: pass)
+    need_items: int | None = None  # items to decide a drop of the margin (stats.required_factor)
+    need_samples: int | None = None  # or samples per item on these items (pass rates)
 
 
 @dataclass

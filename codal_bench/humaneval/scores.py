@@ -26,7 +26,7 @@ def metric(part: str, k: int) -> Metric:
         name if k == 1 else f"{name}@{k}",
         f"{label} pass@{k}",
         percent=True,
-        gate_margin=0.03 if k == 1 else None,
+        gate_margin=0.05 if k == 1 else None,
         headline=part == "plus" and k == 1,
     )
 
