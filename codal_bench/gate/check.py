@@ -187,7 +187,10 @@ def _decision(m: MetricResult, alpha: float) -> tuple[Decision, str]:
 
 
 def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
-    """A run id (or unique prefix, or `latest`), else the newest complete run of a model spec."""
+    """An existing file (a baseline bundle), a run id (or unique prefix, or `latest`), a run
+    name, else the newest complete run of a model spec."""
+    if Path(baseline).is_file():
+        return baseline_from_bundle(store, Path(baseline))
     try:
         return store.run(baseline).run_id
     except CodalError as exc:
@@ -211,6 +214,15 @@ def find_baseline(store: Store, baseline: str, judge: str | None = None) -> str:
             f"(pass a run id, or run `codal-eval run --model {baseline} ...` first)"
         )
     return runs[-1].run_id
+
+
+def baseline_from_bundle(store: Store, path: Path) -> str:
+    """Hook for portable baselines (`export --format bundle`): import the bundle's run into the
+    store and return its id. Bundles are another change; until it lands, say so clearly."""
+    raise CheckError(
+        f"baseline {path} is a file: baseline bundles are not supported by this version "
+        "(pass a run id, a run name or a model spec)"
+    )
 
 
 def _is_spec(text: str) -> bool:
@@ -328,8 +340,15 @@ def check(
     model_kv: tuple[str, ...] = (),
     concurrency: int | None = None,
     n_boot: int = 10000,
+    name: str | None = None,
+    tags: tuple[str, ...] | list[str] = (),
+    output_path: str | Path | None = None,
+    log_samples: bool = False,
 ) -> int:
-    """What `codal-eval check` does: run, compare, print, write reports; returns the exit code."""
+    """What `codal-eval check` does: run, compare, print, write reports; returns the exit code.
+
+    `name` and `tags` label the candidate's run; `output_path` gets both runs' results files.
+    """
     m_opts = backend_options(model_kv, base_url, "-M")
     j_opts = backend_options(judge_kv, judge_base_url, "-J")
     overrides: dict[str, Any] = {
@@ -341,6 +360,8 @@ def check(
         "reference": reference,
         # 1 is the flag's default: keep the baseline's repeats unless more were asked for.
         "judge_repeats": judge_repeats if judge_repeats and judge_repeats > 1 else None,
+        "name": name,
+        "tags": tuple(tags),
     }
     result = run_check(
         store,
@@ -354,12 +375,14 @@ def check(
         quiet=quiet,
         **overrides,
     )
-    from rich.console import Console
+    from .reports import print_terminal
 
-    console = Console()
-    if not console.is_terminal:  # CI logs: wide enough for the table instead of the 80 default
-        console = Console(width=max(console.width, 130))
-    console.print(render_terminal(result))
+    print_terminal(result)
+    if output_path:
+        from ..results import write_run_files
+
+        for run_id in (result.baseline_run, result.candidate_run):
+            write_run_files(store, run_id, output_path, log_samples)
     write_reports(
         result,
         Path(junit) if junit else None,

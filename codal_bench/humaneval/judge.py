@@ -66,7 +66,7 @@ class ExecJudge:
         )
 
     def grade(self, items: Sequence[GradeInput], generate: GenerateFn) -> list[Grade]:
-        from .task import extract_code
+        from .extract import extract_code
 
         if not items:
             return []

@@ -8,7 +8,6 @@ cached under the codal-eval cache directory.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import urllib.request
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 from ..files import file_sha256, read_jsonl
 from ..taskfiles import task_config
 from ..types import Message, Sample, UsageError, content_hash
+from .extract import extract_code  # noqa: F401 - re-exported (tests, judge)
 from .scores import HumanEvalScoring
 
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input")
@@ -28,23 +28,6 @@ USER = (
     "whole function, including its signature and any imports it needs, in a single ```python "
     "code block, without tests or example calls.\n\n```python\n{prompt}```"
 )
-
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
-
-
-def extract_code(reply: str, prompt: str, entry_point: str) -> str:
-    """The program to run for a model's reply.
-
-    Takes the fenced block that defines `entry_point` (else the first fenced block, else the raw
-    reply). If the code does not define `entry_point`, it is taken as a body completion and
-    put after the prompt, which is how EvalPlus treats a `completion`.
-    """
-    blocks = _FENCE.findall(reply)
-    defines = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
-    code = next((b for b in blocks if defines.search(b)), blocks[0] if blocks else reply)
-    if defines.search(code):
-        return code
-    return prompt + code
 
 
 def read_problems(path: Path) -> list[dict[str, Any]]:
