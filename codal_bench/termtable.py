@@ -48,7 +48,15 @@ def console(out: Any = None, stderr: bool = False, w: int | None = None) -> Any:
 
     stream = out if out is not None else (sys.stderr if stderr else sys.stdout)
     tty = stream.isatty() if hasattr(stream, "isatty") else False
-    return Console(file=stream, width=w or width(), highlight=False, force_terminal=tty or None)
+    # Into a pipe or a file with no width asked for, a sentence stays on one line (grep-able).
+    soft = not tty and not os.environ.get("COLUMNS", "").isdigit()
+    return Console(
+        file=stream,
+        width=w or width(),
+        highlight=False,
+        force_terminal=tty or None,
+        soft_wrap=soft,
+    )
 
 
 def _table(cols: Sequence[Col], rows: Sequence[dict[str, Cell]], **kw: Any) -> Any:

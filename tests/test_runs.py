@@ -103,7 +103,7 @@ def test_rm_keeps_or_prunes_shared_answers(tmp_path: Path) -> None:
 def test_migration_from_a_version_1_store(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     con = sqlite3.connect(path)
-    from codal_bench.store import _create_tables
+    from codal_bench.schema import _create_tables
 
     _create_tables(con)
     con.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
@@ -141,5 +141,5 @@ def test_runs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["run_id"] == ids[0] and doc["name"] == "first-run"
     assert main(["runs", "rm", "first-run", "--yes", "--store", s]) == 0
     assert "removed run first-run" in capsys.readouterr().err
-    assert main(["runs", "show", "first-run", "--store", s]) == 1
+    assert main(["runs", "show", "first-run", "--store", s]) == 4  # no such run: nothing ran
     assert "no run 'first-run'" in capsys.readouterr().err
