@@ -17,7 +17,7 @@ from typing import Any
 from ..files import file_sha256, read_jsonl
 from ..taskfiles import task_config
 from ..types import Message, Sample, UsageError, content_hash
-from .extract import extract_code  # noqa: F401 - re-exported (tests, judge)
+from .extract import extract_code as extract_code  # re-exported (tests, audit)
 from .scores import HumanEvalScoring
 
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input")
