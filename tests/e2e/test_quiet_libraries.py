@@ -60,7 +60,7 @@ def test_demo_prints_no_library_lines(tmp_path: Path, codal_data: Path, heplus_d
     )
     leaked = [x for x in terminal.splitlines() if LIBRARY.search(x)]
     # our own lines may name the model spec (vllm:smollm2) or the log file: not library output
-    ours = ("id ", "library log ", "run ", "warning: ")
+    ours = ("id ", "library log ", "run ", "warning: ", "codal-eval: ")
     leaked = [x for x in leaked if not x.startswith(ours)]
     assert leaked == [], "\n".join(leaked[:20])
     assert "HE+ pass@1" in p.stdout and "CODAL avg" in p.stdout
