@@ -112,7 +112,7 @@ def fit(
         t = _table(shown, rows)
         if len(shown) < min_share * len(cols):
             break
-        if _fits(t, w) and _widest(shown, rows) <= w:
+        if _fits(t, w) and _widest(shown, rows) <= w and _headers_whole(t, shown, w):
             hidden = [c.header for c in cols if c not in shown]
             if hidden:
                 tail.append(Text(f"(not shown at {w} columns: {', '.join(hidden)})", style="dim"))
@@ -122,6 +122,19 @@ def fit(
             break
         shown.remove(min(reversed(droppable), key=lambda c: c.priority))
     return blocks(cols, rows, w, title=title, caption=caption)
+
+
+def _headers_whole(table: Any, cols: Sequence[Col], w: int) -> bool:
+    """Rendered at `w`, the header row shows every unbreakable column's header in full (rich
+    crops the last column when its sums come out a column short)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=w, highlight=False, color_system=None).print(table)
+    head = buf.getvalue().splitlines()[0] if buf.getvalue() else ""
+    return all(c.header in head for c in cols if c.whole)
 
 
 def _widest(cols: Sequence[Col], rows: Sequence[dict[str, Cell]]) -> int:

@@ -86,8 +86,7 @@ def render_terminal(result: CheckResult, w: int = 130) -> Any:
     base = names[0] or result.baseline_run
     cand = names[1] or result.candidate_run
     cols = [
-        Col(h, h, _PRIORITY[h], right=h not in ("metric", "result"), whole=h != "metric")
-        for h in _HEADER
+        Col(h, h, _PRIORITY[h], right=h not in ("metric", "result"), whole=True) for h in _HEADER
     ]
     colour = {"pass": "green", "regression": "red", "inconclusive": "yellow"}
     rows = []
