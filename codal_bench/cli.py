@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from click_default_group import DefaultGroup
 
+from .cli_options import (
+    bootstrap_seed,
+    chatter_options,
+    judge_options,
+    model_options,
+    run_outputs,
+    store_option,
+)
 from .types import CodalError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TASK_HELP = "Comma-separated tasks (default: the built-in ones, codal-bench,humaneval-plus)."
+_TASK_HELP = "Comma-separated tasks to run (the default runs codal-bench,humaneval-plus)."
 
 
 def _store(path: str | None, readonly: bool = False) -> Any:
@@ -73,81 +82,94 @@ def _settings(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 
 def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
+    from .termtable import console
 
-    return Console(stderr=stderr)
+    return console(stderr=stderr)
 
 
-@click.group("codal-eval", cls=DefaultGroup, default="run", default_if_no_args=False)
+@contextmanager
+def _working(store: str | None, quiet: bool, verbose: bool) -> Iterator[tuple[Any, Path]]:
+    """The working part of a command: library output to the log beside the store (unless
+    --verbose), and the one progress display, on the terminal's stderr (unless --quiet)."""
+    from .logs import library_output, log_path
+    from .progress import Progress
+    from .store import default_store_path
+
+    path = log_path(store or default_store_path())
+    with library_output(path, verbose) as term, Progress(not quiet, term) as progress:
+        yield progress, path
+
+
+def _after_run(
+    store: Any, run_id: str | None, result: Any, log: Path | None, kw: dict[str, Any]
+) -> None:
+    """The end of a command that made a run: results files if asked, then the summary."""
+    from .report import print_summary
+    from .results import metric_entries, warnings_of, write_run_files
+
+    assert run_id is not None  # a run that is not a dry run has an id
+    info = store.run(run_id)
+    if kw.get("output_path"):
+        folder = write_run_files(store, run_id, kw["output_path"], kw.get("log_samples", False))
+        click.echo(f"wrote {folder / 'results.json'}", err=True)
+    print_summary(
+        run_id,
+        result.summary,
+        result.record,
+        store.path,
+        result.status,
+        name=info.name,
+        metrics=metric_entries(result.rows),
+        warnings=warnings_of(info),
+        log=None if kw.get("verbose") else log,
+    )
+
+
+_GROUP_EPILOG = """\b
+Examples:
+  codal-eval --model smollm2 --judge smollm2 --limit 1
+  codal-eval --model openai:gpt-4o --judge gpt-4 --name gpt4o --tag nightly
+  codal-eval runs --tag nightly
+  codal-eval leaderboard --latest
+  codal-eval check --model ./new-ckpt --baseline gpt4o
+  codal-eval COMMAND --help
+
+\b
+Environment:
+  CODAL_BENCH_STORE        results store, by default
+                           %s
+  CODAL_BENCH_DATA         local CODAL-Bench data file (offline)
+  HUMANEVAL_OVERRIDE_PATH  local HumanEval+ data file (offline)
+  CODAL_BENCH_UPSTREAM     the paper's prompt files
+  OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENAI_BASE_URL, ANTHROPIC_BASE_URL
+"""
+
+
+def _epilog() -> str:
+    from .cli_options import default_store_text
+
+    return _GROUP_EPILOG % default_store_text()
+
+
+@click.group(
+    "codal-eval",
+    cls=DefaultGroup,
+    default="run",
+    default_if_no_args=False,
+    epilog=_epilog(),
+    context_settings={"max_content_width": 100},
+)
 @click.version_option(package_name="codal-eval")
 def _group() -> None:
     """Evaluate a code LLM on CODAL-Bench and HumanEval+, and file it in a leaderboard.
 
-    `codal-eval --model SPEC --judge SPEC` runs the default command (run).
+    `codal-eval --model SPEC --judge SPEC` runs the default command (run). Runs are kept in a
+    store; name them with --name, and list them with the runs command.
     """
 
 
 # DefaultGroup is untyped; the commands below only need the click.Group interface.
 cli: click.Group = _group
-
-
-def _model_options(f: F) -> F:
-    for opt in reversed(
-        [
-            click.option(
-                "--base-url", help="OpenAI-compatible server for the model (e.g. vllm serve)."
-            ),
-            click.option(
-                "-M",
-                "model_kv",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Backend option for the model.",
-            ),
-            click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True),
-        ]
-    ):
-        f = opt(f)
-    return f
-
-
-def _judge_options(f: F) -> F:
-    for opt in reversed(
-        [
-            click.option(
-                "--judge",
-                help="Judge model spec (gpt-4, claude-…, a checkpoint dir, smollm2, BACKEND:NAME).",
-            ),
-            click.option(
-                "--judge-templates",
-                help="Judge template set: a name under judges/ or a folder (ours or upstream).",
-            ),
-            click.option(
-                "--reference",
-                help="Reference column: gpt-4-turbo, gpt-3.5-turbo or claude-3-sonnet-20240229.",
-            ),
-            click.option("--judge-base-url", help="OpenAI-compatible server for the judge."),
-            click.option(
-                "-J",
-                "judge_kv",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Backend option for the judge.",
-            ),
-            click.option(
-                "--judge-concurrency", type=click.IntRange(1), default=8, show_default=True
-            ),
-            click.option(
-                "--judge-repeats",
-                type=click.IntRange(1),
-                default=1,
-                show_default=True,
-                help="Grade each answer K times (measures the judge's own noise).",
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
 
 
 def _outcome_options(f: F) -> F:
@@ -175,28 +197,32 @@ def _outcome_options(f: F) -> F:
     return f
 
 
-def _store_option(f: F) -> F:
-    return click.option("--store", type=click.Path(dir_okay=False), help="Results store (SQLite).")(
-        f
-    )
-
-
 @cli.command("run")
 @click.option(
     "--model",
     required=True,
+    metavar="SPEC",
     help="Model spec: a checkpoint dir, gpt-4o, claude-…, smollm2, BACKEND:NAME.",
 )
-@_model_options
-@_judge_options
-@click.option("--tasks", default="", help=_TASK_HELP)
+@model_options
+@judge_options
+@click.option("--tasks", default="", metavar="LIST", help=_TASK_HELP)
 @click.option(
     "--limit",
     type=click.IntRange(1),
+    show_default="every item",
     help="Items per CODAL preference (first N tasks for HumanEval+).",
 )
-@click.option("--task-ids", help="Comma-separated item ids, or @FILE.")
-@click.option("--data", multiple=True, metavar="[TASK=]PATH", help="Local data file (offline).")
+@click.option(
+    "--task-ids", metavar="LIST|@FILE", help="Run only these item ids (comma-separated, or @FILE)."
+)
+@click.option(
+    "--data",
+    multiple=True,
+    metavar="[TASK=]PATH",
+    help="Local data file for a task, repeatable; without it a task reads its environment "
+    "variable (CODAL_BENCH_DATA, HUMANEVAL_OVERRIDE_PATH) or downloads.",
+)
 @click.option(
     "--principles",
     metavar="NAME|FILE",
@@ -229,18 +255,42 @@ def _store_option(f: F) -> F:
     metavar="TASK.KEY=VALUE",
     help="A sampling setting of one task: temperature, top_p, max_tokens, seed or samples.",
 )
-@click.option("--samples", type=click.IntRange(1), help="Samples per HumanEval+ task (for pass@k).")
-@click.option("--temperature", type=float)
-@click.option("--top-p", type=float)
-@click.option("--max-tokens", type=click.IntRange(1))
-@click.option("--seed", type=int)
 @click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Seconds per request."
+    "--samples",
+    type=click.IntRange(1),
+    show_default="1",
+    help="Samples per HumanEval+ task (for pass@k).",
+)
+@click.option(
+    "--temperature",
+    type=float,
+    show_default="the task's, 0",
+    help="Sampling temperature for the model's answers.",
+)
+@click.option(
+    "--top-p", type=float, show_default="the task's, 1.0", help="Nucleus sampling cut-off (top_p)."
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(1),
+    show_default="the task's, 512 or 1024",
+    help="Longest answer in tokens.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    show_default="none",
+    help="Sampling seed passed to the model's backend (not the bootstrap seed).",
+)
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds allowed per request."
 )
 @click.option(
     "--dry-run", is_flag=True, help="Count requests and tokens (cache hits included); send nothing."
 )
-@click.option("--max-cost", type=float, help="Stop before spending more than this many USD.")
+@click.option(
+    "--max-cost", type=float, metavar="USD", help="Stop before spending more than this many USD."
+)
 @_outcome_options
 @click.option(
     "--refresh",
@@ -248,18 +298,26 @@ def _store_option(f: F) -> F:
     help="Ask again instead of using stored answers (candidate), grades (judge) or both; "
     "the old rows stay in the store.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@_store_option
+@run_outputs
+@chatter_options
+@store_option
 def run_cmd(**kw: Any) -> None:
-    """Generate, grade and record one model's run.
+    """Generate, grade and record one model's run (the default command).
 
     Exit codes: 0 the run is complete; 1 it finished incomplete (missing answers or grades
     beyond --max-error-rate: run the same command again to resume) or invalid (the judge's
     replies mostly had no rating); 2 usage error; 4 could not start (bad input, an endpoint or
     the sandbox failed its check before anything was sent).
+
+    \b
+    Examples:
+      codal-eval --model smollm2 --judge smollm2 --limit 1
+      codal-eval --model openai:gpt-4o --judge gpt-4 --name gpt4o-base --tag nightly
+      codal-eval --model ./ckpt --tasks humaneval-plus --samples 10 --temperature 0.8 \\
+          --output-path results --log-samples
     """
     from .config import RunOptions, backend_options
-    from .report import print_dry_run, print_summary
+    from .report import print_dry_run
     from .runner import run
 
     tasks = _split(kw["tasks"]) or []
@@ -299,44 +357,63 @@ def run_cmd(**kw: Any) -> None:
         max_error_rate=kw["max_error_rate"],
         max_parse_failure_rate=kw["max_parse_failure_rate"],
         refresh=kw["refresh"],
+        name=kw["name"],
+        tags=list(kw["tags"]),
     )
-    from .progress import Progress
-
+    _check_name(kw)
     opened: list[Any] = []
 
     def open_store() -> Any:  # opened only once the input has been checked
         opened.append(_store(kw["store"]))
         return opened[0]
 
-    with Progress(enabled=not kw["quiet"]) as progress:
+    with _working(kw["store"], kw["quiet"], kw["verbose"]) as (progress, log):
         result = run(opts, open_store, progress)
     if result.dry_run is not None:
         print_dry_run(result.dry_run)
         return
-    print_summary(result.run_id, result.summary, result.record, opened[0].path, result.status)
+    _after_run(opened[0], result.run_id, result, log, kw)
     if result.status != "complete":
         sys.exit(1)
 
 
+def _check_name(kw: dict[str, Any]) -> None:
+    """Bad names and tags fail before anything starts."""
+    from .store import check_name
+
+    if kw.get("name"):
+        check_name(kw["name"])
+    for t in kw.get("tags") or ():
+        check_name(t, "tag")
+    if kw.get("log_samples") and not kw.get("output_path"):
+        raise click.UsageError("--log-samples needs --output-path DIR")
+
+
 @cli.command("grade")
-@click.argument("run_id")
-@_judge_options
+@click.argument("run_id", metavar="RUN")
+@judge_options
 @_outcome_options
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@_store_option
+@run_outputs
+@chatter_options
+@store_option
 def grade_cmd(run_id: str, **kw: Any) -> None:
     """Re-grade a stored run's answers with another judge or templates (no new generation).
 
-    Exit codes as for run: 0 complete, 1 incomplete or invalid, 2 usage, 4 could not start.
+    RUN is a run id, a unique prefix of one, a run name, or `latest`. Exit codes as for run:
+    0 complete, 1 incomplete or invalid, 2 usage, 4 could not start.
+
+    \b
+    Examples:
+      codal-eval grade gpt4o-base --judge claude-3-5-sonnet --name gpt4o-by-claude
+      codal-eval grade latest --judge gpt-4 --judge-repeats 3
     """
     from .config import backend_options
-    from .progress import Progress
     from .regrade import regrade
-    from .report import print_summary
 
+    _check_name(kw)
     j_opts = backend_options(kw["judge_kv"], kw["judge_base_url"], "-J")
     store = _store(kw["store"])
-    with Progress(enabled=not kw["quiet"]) as progress:
+    with _working(kw["store"], kw["quiet"], kw["verbose"]) as (progress, log):
         result = regrade(
             store,
             run_id,
@@ -349,16 +426,24 @@ def grade_cmd(run_id: str, **kw: Any) -> None:
             progress=progress,
             max_error_rate=kw["max_error_rate"],
             max_parse_failure_rate=kw["max_parse_failure_rate"],
+            name=kw["name"],
+            tags=list(kw["tags"]),
         )
-    print_summary(result.run_id, result.summary, result.record, store.path, result.status)
+    _after_run(store, result.run_id, result, log, kw)
     if result.status != "complete":
         sys.exit(1)
 
 
 @cli.command("export")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 @click.option(
-    "--out", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout)."
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    show_default="standard output",
+    help="Write the JSONL records to this file.",
 )
 @click.option(
     "--format",
@@ -366,11 +451,20 @@ def grade_cmd(run_id: str, **kw: Any) -> None:
     type=click.Choice(["jsonl", "bundle"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: per-sample rows; bundle: a portable baseline for `check --baseline FILE`.",
+    help="jsonl: per-sample records; bundle: a portable baseline for `check --baseline FILE`.",
 )
-@_store_option
+@store_option
 def export_cmd(run_id: str, out: str | None, fmt: str, store: str | None) -> None:
-    """Per-sample results of a run as JSONL, or the whole run as a baseline bundle."""
+    """Per-sample records of a run as JSONL: prompt, answer, verdict or rating, the judge's
+    prompt and reply, the reference and the extracted code where the task has them; or the
+    whole run as a portable baseline bundle (--format bundle -o FILE).
+
+    \b
+    Examples:
+      codal-eval export gpt4o-base -o gpt4o-base.jsonl
+      codal-eval export latest | jq .status
+      codal-eval export gpt4o-base --format bundle -o baseline.bundle
+    """
     from .report import export_jsonl
 
     s = _store(store, readonly=True)
@@ -397,39 +491,58 @@ def export_cmd(run_id: str, out: str | None, fmt: str, store: str | None) -> Non
     type=click.Choice(["terminal", "markdown", "csv", "json", "html"]),
     default="terminal",
     show_default=True,
+    help="Output format printed on standard output.",
 )
 @click.option(
-    "--out", type=click.Path(file_okay=False), help="Write every format into this folder."
+    "--output-path",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write every format (md, csv, json, html) into this folder (--out is the old name).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@_store_option
-def leaderboard_cmd(fmt: str, out: str | None, seed: int, store: str | None) -> None:
-    """Rank every run in the store, comparable runs only, with rank intervals."""
-    from .leaderboard import compile_leaderboard, render, write_all
+@click.option("--task", metavar="TASK", help="Only the tables of this task.")
+@click.option("--model", metavar="TEXT", help="Only runs whose model spec contains TEXT.")
+@click.option("--judge", metavar="TEXT", help="Only runs whose judge spec contains TEXT.")
+@click.option("--name", metavar="TEXT", help="Only runs whose name contains TEXT.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only runs with this tag.")
+@click.option("--latest", is_flag=True, help="Only the newest complete run of each model.")
+@bootstrap_seed
+@store_option
+def leaderboard_cmd(fmt: str, out: str | None, bootstrap_seed: int, **kw: Any) -> None:
+    """Rank every run in the store, comparable runs only, with rank intervals.
 
-    lb = compile_leaderboard(_store(store, readonly=True), seed=seed)
+    \b
+    Examples:
+      codal-eval leaderboard --latest
+      codal-eval leaderboard --task humaneval-plus --model gpt
+      codal-eval leaderboard --format markdown > LEADERBOARD.md
+      codal-eval leaderboard --output-path site/
+    """
+    from .leaderboard import compile_leaderboard, render, write_all
+    from .runs import RunFilter, select
+
+    flt = RunFilter(model=kw["model"], judge=kw["judge"], name=kw["name"], tags=kw["tags"])
+    lb = compile_leaderboard(
+        _store(kw["store"], readonly=True),
+        seed=bootstrap_seed,
+        select=lambda infos: select(infos, flt, latest=kw["latest"]),
+        tasks=[kw["task"]] if kw["task"] else None,
+    )
     if out:
         for p in write_all(lb, Path(out)):
             click.echo(f"wrote {p}", err=True)
         return
     text = render(lb, fmt)
     if text:
-        click.echo(text)
+        click.echo(text, nl=not text.endswith("\n"))
 
 
 @cli.command("check")
-@click.option("--model", required=True, help="The new checkpoint (model spec).")
-@click.option(
-    "--baseline",
-    required=True,
-    help="A bundle file (from `export --format bundle`; an existing file wins), a run id in "
-    "the store, or a model spec (its stored run, or one made now).",
-)
+@click.option("--model", required=True, metavar="SPEC", help="The new checkpoint (model spec).")
 @click.option(
     "--baseline-sha256", metavar="HEX", help="Refuse a bundle file whose SHA-256 differs."
 )
-@_judge_options
-@_model_options
 @click.option("--tasks", default="", help="Gate only these of the baseline's tasks (comma list).")
 @click.option(
     "--limit",
@@ -445,18 +558,58 @@ def leaderboard_cmd(fmt: str, out: str | None, seed: int, store: str | None) -> 
     "--temperature", type=float, help="Sampling temperature of a baseline made by this check."
 )
 @click.option("--data", multiple=True, metavar="[TASK=]PATH", help="Local data file (offline).")
-@click.option("--max-drop", multiple=True, metavar="METRIC=VALUE", help="Allowed drop per metric.")
 @click.option(
-    "--inconclusive", type=click.Choice(["pass", "fail"]), default="fail", show_default=True
+    "--baseline",
+    required=True,
+    metavar="RUN|SPEC|BUNDLE",
+    help="A bundle file, a run id or name in the store, or a model spec (run if not stored).",
 )
-@click.option("--junit", type=click.Path(dir_okay=False))
-@click.option("--summary-md", type=click.Path(dir_okay=False))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False))
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quiet", is_flag=True)
-@_store_option
+@judge_options
+@model_options
+@click.option(
+    "--max-drop",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    show_default="each metric's own margin",
+    help="Allowed drop per metric, repeatable (e.g. humaneval-plus=0.05).",
+)
+@click.option(
+    "--inconclusive",
+    type=click.Choice(["pass", "fail"]),
+    default="fail",
+    show_default=True,
+    help="What an inconclusive metric does to the check.",
+)
+@click.option(
+    "--junit", type=click.Path(dir_okay=False), metavar="FILE", help="Write a JUnit XML report."
+)
+@click.option(
+    "--summary-md",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the full result as JSON.",
+)
+@bootstrap_seed
+@run_outputs
+@chatter_options
+@store_option
 def check_cmd(**kw: Any) -> None:
     """CI regression gate: exit 0 pass, 1 regression, 3 inconclusive, 4 could not run.
+
+    The candidate runs on exactly the baseline's items and settings; --name and --tag label the
+    candidate's run.
+
+    \b
+    Examples:
+      codal-eval check --model ./new-ckpt --baseline gpt4o-base --junit report.xml
+      codal-eval check --model ./ckpt --baseline ./base-ckpt --max-drop humaneval-plus=0.05
 
     \b
     Recommended size (a seeded simulation with judge SD 1.5 and 10 % of pass/fail verdicts
@@ -468,59 +621,135 @@ def check_cmd(**kw: Any) -> None:
     """
     from .gate import check
 
-    code = check(_store(kw["store"]), **{k: v for k, v in kw.items() if k != "store"})
+    _check_name(kw)
+    store = _store(kw.pop("store"))
+    kw["seed"] = kw.pop("bootstrap_seed")
+    kw["tags"] = list(kw["tags"])
+    verbose = kw.pop("verbose")
+    with _working(str(store.path), True, verbose):  # check shows its own progress (--quiet)
+        code = check(store, **kw)
     sys.exit(code)
 
 
 @cli.command("diff")
-@click.argument("run_a")
-@click.argument("run_b")
-@click.option("--top", type=int, default=10, show_default=True, help="CODAL items to show.")
-@_store_option
-def diff_cmd(run_a: str, run_b: str, top: int, store: str | None) -> None:
-    """What changed between two runs, and which items flipped."""
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B")
+@click.option(
+    "--top",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="CODAL items to show (largest rating changes first).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["terminal", "markdown", "json"]),
+    default="terminal",
+    show_default=True,
+    help="Output format printed on standard output.",
+)
+@store_option
+def diff_cmd(run_a: str, run_b: str, top: int, fmt: str, store: str | None) -> None:
+    """What changed between two runs: metric deltas, settings, and which items flipped.
+
+    \b
+    Examples:
+      codal-eval diff gpt4o-base gpt4o-new
+      codal-eval diff 20261201-101500-ab12cd latest --format markdown
+    """
     from .gate import diff_runs, render_diff
 
     d = diff_runs(_store(store, readonly=True), run_a, run_b)
-    _console().print(render_diff(d, top=top))
+    if fmt == "terminal":
+        from .termtable import width
+
+        _console().print(render_diff(d, top=top, w=width()))
+    elif fmt == "markdown":
+        from .gate.diff import diff_markdown
+
+        click.echo(diff_markdown(d, top=top, heading="##"))
+    else:
+        import json
+        from dataclasses import asdict
+
+        click.echo(json.dumps(asdict(d), indent=2, default=str))
 
 
 @cli.command("judge-audit")
-@click.option("--judge", required=True, help="Judge model spec to audit (as for run --judge).")
+@click.option(
+    "--judge", required=True, metavar="SPEC", help="Judge model spec to audit (as for run --judge)."
+)
 @click.option(
     "--judge-templates",
+    metavar="NAME|DIR",
+    show_default="the judge's own set",
     help="Judge template set: a name under judges/ or a folder (the audit is tied to its hash).",
 )
-@click.option("--judge-base-url", help="OpenAI-compatible server for the judge.")
-@click.option("-J", "judge_kv", multiple=True, metavar="KEY=VALUE", help="Backend option.")
-@click.option("--judge-concurrency", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--judge-base-url", metavar="URL", help="OpenAI-compatible server for the judge.")
+@click.option(
+    "-J",
+    "judge_kv",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend option for the judge, repeatable (like -M for a model).",
+)
+@click.option(
+    "--judge-concurrency",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once to the judge's server.",
+)
 @click.option(
     "--run",
     "run_id",
+    metavar="RUN",
     help="A stored HumanEval+ run whose answers the judge rates (default: the built-in audit set).",
 )
 @click.option(
     "--preference",
-    help="Which of the judge's prompts rates the answers (default: instruction-following).",
+    show_default="instruction-following",
+    help="Which of the judge's prompts rates the answers.",
 )
-@click.option("--data", type=click.Path(dir_okay=False), help="Problems file for the built-in set.")
-@click.option("--limit", type=click.IntRange(1), help="Built-in set: only its first N problems.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report.")
 @click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Seconds per request."
+    "--data",
+    type=click.Path(dir_okay=False),
+    help="Problems file for the built-in audit set (offline).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@_store_option
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    show_default="every problem",
+    help="Built-in set: only its first N problems.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the audit report as JSON.",
+)
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds allowed per request."
+)
+@bootstrap_seed
+@chatter_options
+@store_option
 def judge_audit_cmd(**kw: Any) -> None:
-    """How well a judge's ratings separate answers that pass their tests from ones that fail."""
+    """How well a judge's ratings separate answers that pass their tests from ones that fail.
+
+    \b
+    Examples:
+      codal-eval judge-audit --judge gpt-4 --limit 40
+      codal-eval judge-audit --judge smollm2 --run my-run --json audit.json
+    """
     from .config import backend_options
     from .judging import auditor
-    from .progress import Progress
 
     audit = auditor()
     store = _store(kw["store"])
-    with Progress(enabled=not kw["quiet"]) as progress:
+    with _working(str(store.path), kw["quiet"], kw["verbose"]) as (progress, _log):
         result = audit(
             store,
             judge=kw["judge"],
@@ -532,7 +761,7 @@ def judge_audit_cmd(**kw: Any) -> None:
             limit=kw["limit"],
             concurrency=kw["judge_concurrency"],
             timeout_s=kw["timeout"],
-            seed=kw["seed"],
+            seed=kw["bootstrap_seed"],
             progress=progress,
         )
     if kw["json_path"]:
@@ -542,18 +771,46 @@ def judge_audit_cmd(**kw: Any) -> None:
 
 @cli.command("plugins")
 def plugins_cmd() -> None:
-    """Every backend, judge and task: where it came from and whether it loads."""
-    from rich.table import Table
+    """Every backend, judge and task: where it came from and whether it loads.
+
+    \b
+    Example:
+      codal-eval plugins
+    """
+    from rich.text import Text
 
     from .registry import describe_all
+    from .termtable import ESSENTIAL, Col, fit, width
 
-    table = Table(title="codal-eval plugins")
-    for col in ("kind", "name", "package", "target", "loads"):
-        table.add_column(col)
+    cols = [
+        Col("kind", "kind", ESSENTIAL, whole=True),
+        Col("name", "name", ESSENTIAL, whole=True),
+        Col("loads", "loads", ESSENTIAL),
+        Col("package", "package", 60),
+        Col("target", "target", 40, whole=True),
+    ]
+    rows = []
     for p in describe_all():
-        ok = "[green]yes[/]" if p.loads else f"[red]no[/] {p.error}"
-        table.add_row(p.kind, p.name, f"{p.package} {p.version}", p.target, ok)
-    _console().print(table)
+        loads = Text("yes", style="green") if p.loads else Text(f"no: {p.error}", style="red")
+        rows.append(
+            {
+                "kind": p.kind,
+                "name": p.name,
+                "loads": loads,
+                "package": f"{p.package} {p.version}",
+                "target": p.target,
+            }
+        )
+    _console().print(fit(cols, rows, width(), title="codal-eval plugins"))
+
+
+def _register_runs() -> None:
+    from .cli_runs import runs_group
+
+    cli.add_command(runs_group)
+
+
+_register_runs()
 
 
 def main(argv: list[str] | None = None) -> None:

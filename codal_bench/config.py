@@ -75,6 +75,8 @@ class RunOptions:
     max_error_rate: float = 0.0  # share of answers/grades that may be missing in a complete run
     max_parse_failure_rate: float = 0.5  # share of judge replies without a rating; above: invalid
     refresh: str | None = None  # "candidate", "judge" or "all": ask again instead of the store
+    name: str | None = None  # the run's name in the store (never repeated with the options)
+    tags: Sequence[str] = ()
 
     # What a repeat of the run may reuse: never the candidate's own backend options (another
     # model), never a credential, never a one-off (dry run, cost cap).

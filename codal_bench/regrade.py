@@ -8,6 +8,7 @@ the judge) are carried over as they are.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -34,6 +35,8 @@ def regrade(
     progress: Progress | None = None,
     max_error_rate: float = 0.0,
     max_parse_failure_rate: float = 0.5,
+    name: str | None = None,
+    tags: Sequence[str] = (),
 ) -> RunResult:
     from .outcome import decide
     from .records import run_record
@@ -91,7 +94,7 @@ def regrade(
         }
     )
     store.check_writable()
-    new_id = store.new_run(base.model, str(judge_spec), config)
+    new_id = store.new_run(base.model, str(judge_spec), config, name=name, tags=tags)
     runner = Runner(store, progress)
     with store.running(new_id):
         generate = runner.cached_generate(judge_backend, judge_spec, concurrency, 300.0, "judge")

@@ -218,7 +218,9 @@ def run(
         store, requests, by_item, backend, judges, judge_backend, opts.judge_repeats,
         refresh_answers, refresh_grades,
     )  # fmt: skip
-    run_id = store.resume_or_new(str(spec), config.judge_spec, config)
+    run_id = store.resume_or_new(
+        str(spec), config.judge_spec, config, name=opts.name, tags=opts.tags
+    )
     with store.running(run_id):
         t = time.monotonic()
         gen = runner.cached_generate(

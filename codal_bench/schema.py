@@ -82,9 +82,23 @@ def _create_bundles(c: sqlite3.Connection) -> None:
     )
 
 
+def _add_run_names(c: sqlite3.Connection) -> None:
+    """Runs get a user-given name (unique in the store) and tags (a JSON list).
+
+    Guarded, so it applies cleanly whatever other steps did before it.
+    """
+    cols = {r[1] for r in c.execute("PRAGMA table_info(runs)")}
+    if "name" not in cols:
+        c.execute("ALTER TABLE runs ADD COLUMN name TEXT")
+    if "tags" not in cols:
+        c.execute("ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+    c.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_name ON runs(name) WHERE name IS NOT NULL")
+
+
 MIGRATIONS = (
     Migration(1, "create the generations, grades, runs and run_items tables", _create_tables),
     Migration(2, "add the audits table (judge audits against known pass/fail)", _create_audits),
+    Migration(3, "run names and tags", _add_run_names),
     Migration(4, "bundles: runs imported from portable baseline files", _create_bundles),
     Migration(5, "supersedes: answers and grades asked again with --refresh", _create_supersedes),
 )

@@ -204,6 +204,16 @@ class BaseScoring:
         """Lines the run summary shows under the task's metrics (diagnostics, warnings)."""
         return []
 
+    def sample_fields(self, row: Row, data: dict[str, Any] | None) -> dict[str, Any]:
+        """Fields of a per-sample log that need the item's own data (its reference answer, the
+        code actually run); `data` is the item's `Sample.data`, None when it cannot be loaded."""
+        return {}
+
+    def warnings(self, report: dict[str, Any]) -> list[str]:
+        """One readable line per problem in the task's stored `report` that qualifies its
+        scores (e.g. a judge rating its own answers); the full report stays in JSON output."""
+        return []
+
     def report(self, rows: Sequence[Row], config: Any) -> dict[str, Any] | None:
         """A task's own report kept in the run record (e.g. a judge's diagnostics), or None."""
         return None

@@ -18,10 +18,10 @@ from typing import Any
 
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .store_audits import AuditTable
-from .store_runs import ItemRef, RunInfo, RunTables, StoreError
+from .store_runs import ItemRef, RunInfo, RunTables, StoreError, check_name
 from .types import CodalError, Generation, Grade, canonical_json
 
-__all__ = ["ItemRef", "RunInfo", "Store", "StoreError", "default_store_path"]
+__all__ = ["ItemRef", "RunInfo", "Store", "StoreError", "check_name", "default_store_path"]
 
 DEFAULT_STORE_ENV = "CODAL_BENCH_STORE"
 

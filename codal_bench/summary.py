@@ -38,6 +38,7 @@ def run_summary(rows: Sequence[Row]) -> dict[str, Any]:
                     "value": s.value,
                     "n": s.n,
                     "percent": s.metric.percent,
+                    "headline": s.metric.headline,
                 }
                 for s in scoring.score(trows)
             },

@@ -28,6 +28,14 @@ EXCEPTIONS = {
     ("cli.py", "A stored HumanEval+ run whose answers"): (
         "help text: judge-audit --run needs a run of an execution-graded task"
     ),
+    ("cli.py", "local CODAL-Bench data file"): "help epilog: the data variables of the tasks",
+    ("cli.py", "CODAL_BENCH_DATA, HUMANEVAL_OVERRIDE_PATH"): (
+        "help text of --data: the environment variables the built-in tasks read"
+    ),
+    ("cli.py", "--tasks humaneval-plus --samples 10"): "help example: a pass@k run",
+    ("cli.py", "leaderboard --task humaneval-plus"): "help example: a leaderboard filter",
+    ("cli.py", "humaneval-plus=0.05"): "help text and example of check --max-drop",
+    ("cli_runs.py", "--task humaneval-plus"): "help example: a runs filter",
 }
 
 

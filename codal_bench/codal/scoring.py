@@ -38,6 +38,30 @@ class CodalScoring(BaseScoring):
         out = [f"judge parse failures (no rating, counted 0): {failures} of {len(graded)}"]
         return out
 
+    def sample_fields(self, row: Row, data: dict[str, Any] | None) -> dict[str, Any]:
+        """The reference answer the judge compared against (the column it used)."""
+        column = (row.get("details") or {}).get("reference_column")
+        ref = data.get(column) if data and column else None
+        return {"reference_column": column, "reference": ref}
+
+    def warnings(self, report: dict[str, Any]) -> list[str]:
+        """The two judge problems that change how far its ratings can be trusted."""
+        diag = report.get("diagnostics") or {}
+        out = []
+        rate, outputs = diag.get("parse_failure_rate"), diag.get("outputs") or 0
+        if rate:
+            out.append(
+                f"judge parse failures: {diag.get('parse_failures')} of {outputs} ratings "
+                f"({100 * rate:.0f} %) unreadable, each scored 0"
+            )
+        selfp = diag.get("self_preference") or {}
+        if selfp.get("flag"):
+            why = "; ".join(selfp.get("reasons") or [])
+            out.append(f"self-preference: the judge may favour itself ({why})")
+        if diag.get("judge_errors"):
+            out.append(f"judge errors: {diag['judge_errors']} answers got no rating (scored 0)")
+        return out
+
     def report(self, rows: Sequence[Row], config: Any) -> dict[str, Any]:
         """The judge report kept in the run record: intervals and diagnostics."""
         judge = config.judge

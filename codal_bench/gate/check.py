@@ -223,6 +223,8 @@ def need_text(m: MetricResult) -> str:
     return text
 
 
+
+
 def judge_where_the_baseline_did(
     base: RunConfig, judge: str | None, overrides: dict[str, Any]
 ) -> None:
@@ -324,8 +326,15 @@ def check(
     samples: int | None = None,
     temperature: float | None = None,
     data: tuple[str, ...] = (),
+    name: str | None = None,
+    tags: tuple[str, ...] | list[str] = (),
+    output_path: str | Path | None = None,
+    log_samples: bool = False,
 ) -> int:
-    """What `codal-eval check` does: run, compare, print, write reports; returns the exit code."""
+    """What `codal-eval check` does: run, compare, print, write reports; returns the exit code.
+
+    `name` and `tags` label the candidate's run; `output_path` gets both runs' results files.
+    """
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     by_task = {
@@ -345,6 +354,8 @@ def check(
         "judge_repeats": judge_repeats if judge_repeats and judge_repeats > 1 else None,
         "data": by_task,
         "data_files": bare,
+        "name": name,
+        "tags": tuple(tags),
     }
     result = run_check(
         store,
@@ -360,12 +371,14 @@ def check(
         selection=Selection(tasks or None, limit, samples, temperature),
         **overrides,
     )
-    from rich.console import Console
+    from .reports import print_terminal
 
-    console = Console()
-    if not console.is_terminal:  # CI logs: wide enough for the table instead of the 80 default
-        console = Console(width=max(console.width, 130))
-    console.print(render_terminal(result))
+    print_terminal(result)
+    if output_path:
+        from ..results import write_run_files
+
+        for run_id in (result.baseline_run, result.candidate_run):
+            write_run_files(store, run_id, output_path, log_samples)
     write_reports(
         result,
         Path(junit) if junit else None,

@@ -50,6 +50,8 @@ class MetricDelta:
     label: str
     a: float
     b: float
+    percent: bool = False
+    headline: bool = False
 
     @property
     def delta(self) -> float:
@@ -69,6 +71,8 @@ class DiffResult:
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
     metrics: list[MetricDelta] = field(default_factory=list)
+    name_a: str | None = None  # the runs' names, when they have one
+    name_b: str | None = None
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -102,6 +106,7 @@ def diff_runs(store: Store, run_a: str, run_b: str) -> DiffResult:
         if not c[0].startswith(_VOLATILE)
     ]
     out = DiffResult(ia.run_id, ib.run_id, ia.model, ib.model, changes)
+    out.name_a, out.name_b = ia.name, ib.name
     items_a, items_b = _by_item(rows_a), _by_item(rows_b)
     out.only_a = [f"{t}:{i}" for t, i in sorted(set(items_a) - set(items_b))]
     out.only_b = [f"{t}:{i}" for t, i in sorted(set(items_b) - set(items_a))]
@@ -113,10 +118,11 @@ def diff_runs(store: Store, run_a: str, run_b: str) -> DiffResult:
         sa = {s.metric.name: s for s in scoring.score(ta)}
         sb = {s.metric.name: s for s in scoring.score(tb)}
         out.metrics += [
-            MetricDelta(task, n, s.metric.label, s.value, sb[n].value)
-            for n, s in sa.items()
+            MetricDelta(task, n, m.metric.label, m.value, sb[n].value, m.metric.percent,
+                        m.metric.headline)
+            for n, m in sa.items()
             if n in sb
-        ]
+        ]  # fmt: skip
         covered: set[str] = set()
         for name, ms in sa.items():  # each stratum's items once, from the first metric with it
             if name not in sb or ms.metric.gate_margin is None:
@@ -155,6 +161,14 @@ def _short(text: str, n: int) -> str:
 def diff_markdown(d: DiffResult, top: int = 10, heading: str = "###") -> str:
     """Markdown for a pull-request comment; rationales folded in <details>."""
     lines: list[str] = []
+    if d.metrics:
+        lines += [f"{heading} Metrics", "", "| task | metric | A | B | change |"]
+        lines += ["| --- | --- | ---: | ---: | ---: |"]
+        lines += [
+            f"| {x.task} | {x.label} | {_val(x, x.a)} | {_val(x, x.b)} | {_val(x, x.delta, True)} |"
+            for x in sorted(d.metrics, key=lambda x: not x.headline)
+        ]
+        lines.append("")
     if d.config_changes:
         lines += [f"{heading} Config changes", "", "| setting | A | B |", "| --- | --- | --- |"]
         lines += [f"| `{k}` | {_md(a)} | {_md(b)} |" for k, a, b in d.config_changes]
@@ -199,48 +213,90 @@ def _md(v: Any) -> str:
     return _short(str(v), 200).replace("|", "\\|").replace("\n", " ")
 
 
-def render_diff(d: DiffResult, top: int = 10) -> Any:
-    """A rich renderable for the terminal (plain Text cells: rationales may contain brackets)."""
+def _val(x: MetricDelta, v: float, signed: bool = False) -> str:
+    """A metric value as its task shows it (a rate in %, a rating with two decimals)."""
+    if x.percent:
+        return f"{100 * v:+.1f} pts" if signed else f"{100 * v:.1f} %"
+    return f"{v:+.2f}" if signed else f"{v:.2f}"
+
+
+def _plain(v: Any) -> str:
+    """A config value for a person: lists and mappings as text, not Python reprs."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items()) or "–"
+    if isinstance(v, list | tuple):
+        return ", ".join(_plain(x) for x in v) or "–"
+    return "–" if v is None else str(v)
+
+
+def render_diff(d: DiffResult, top: int = 10, w: int = 100) -> Any:
+    """A rich renderable that fits `w` columns: metric changes first, then settings and items
+    (plain Text cells: rationales may contain brackets)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
+    from ..termtable import ESSENTIAL, Col, fit
+
+    la, lb = d.name_a or d.run_a, d.name_b or d.run_b
     parts: list[Any] = [
-        Text(f"diff {d.run_a} ({d.model_a}) → {d.run_b} ({d.model_b})", style="bold")
+        Text(f"diff A {la} ({d.model_a})", style="bold", overflow="fold"),
+        Text(f"  →  B {lb} ({d.model_b})", style="bold", overflow="fold"),
     ]
+    if d.metrics:
+        cols = [
+            Col("metric", "metric", ESSENTIAL),
+            Col("a", "A", ESSENTIAL, right=True, whole=True),
+            Col("b", "B", ESSENTIAL, right=True, whole=True),
+            Col("change", "change", ESSENTIAL, right=True, whole=True),
+        ]
+        rows = []
+        for x in sorted(d.metrics, key=lambda x: not x.headline):
+            change = Text(
+                _val(x, x.delta, True),
+                style="green" if x.delta > 0 else ("red" if x.delta < 0 else ""),
+            )
+            rows.append({"metric": f"{x.task} · {x.label}", "a": _val(x, x.a),
+                         "b": _val(x, x.b), "change": change})  # fmt: skip
+        parts.append(fit(cols, rows, w, title="metrics"))
     if d.config_changes:
-        t = Table(title="config changes")
-        for col in ("setting", "A", "B"):
-            t.add_column(col)
-        for k, a, b in d.config_changes:
-            t.add_row(Text(k), Text(_short(str(a), 60)), Text(_short(str(b), 60)))
-        parts.append(t)
+        cols = [Col("k", "setting", ESSENTIAL), Col("a", "A", ESSENTIAL), Col("b", "B", ESSENTIAL)]
+        rows = [
+            {"k": Text(k), "a": Text(_short(_plain(a), 60)), "b": Text(_short(_plain(b), 60))}
+            for k, a, b in d.config_changes
+        ]
+        parts.append(fit(cols, rows, w, title="settings that differ"))
     for title, flips in (("pass → fail", d.pass_to_fail), ("fail → pass", d.fail_to_pass)):
         if flips:
-            t = Table(title=f"{title} ({len(flips)})")
-            for col in ("task", "item", "A", "B", "detail"):
-                t.add_column(col)
-            for f in flips:
-                t.add_row(
-                    f.task, Text(f.item_id), f"{f.a:.2g}", f"{f.b:.2g}", Text(_short(f.detail, 80))
-                )
-            parts.append(t)
+            cols = [
+                Col("item", "item", ESSENTIAL, whole=True),
+                Col("task", "task", 40),
+                Col("detail", "why (input → reason)", ESSENTIAL),
+            ]
+            rows = [
+                {"item": Text(f.item_id), "task": f.task, "detail": Text(_short(f.detail, 160))}
+                for f in flips
+            ]
+            parts.append(fit(cols, rows, w, title=f"{title} ({len(flips)})"))
     if d.rating_changes:
-        t = Table(title=f"largest score changes (top {min(top, len(d.rating_changes))})")
-        for col in ("group", "item", "A", "B", "reason A", "reason B"):
-            t.add_column(col)
-        for c in d.rating_changes[:top]:
-            t.add_row(
-                Text(c.group),
-                Text(c.item_id),
-                f"{c.a:.3g}",
-                f"{c.b:.3g}",
-                Text(_short(c.rationale_a, 80)),
-                Text(_short(c.rationale_b, 80)),
-            )
-        parts.append(t)
+        shown = d.rating_changes[:top]
+        cols = [
+            Col("item", "item", ESSENTIAL, whole=True),
+            Col("ab", "A → B", ESSENTIAL, whole=True),
+            Col("ra", "reason A", 50),
+            Col("rb", "reason B", 60),
+        ]
+        rows = [
+            {
+                "item": Text(c.item_id),
+                "ab": f"{c.a:.3g} → {c.b:.3g}",
+                "ra": Text(_short(c.rationale_a, 80)),
+                "rb": Text(_short(c.rationale_b, 80)),
+            }
+            for c in shown
+        ]
+        parts.append(fit(cols, rows, w, title=f"largest score changes (top {len(shown)})"))
     if d.only_a or d.only_b:
         parts.append(Text(f"items only in A: {len(d.only_a)}; only in B: {len(d.only_b)}"))
-    if len(parts) == 1:
-        parts.append(Text("no config changes and no flipped items"))
+    if len(parts) == 2:
+        parts.append(Text("no metric or config changes and no flipped items"))
     return Group(*parts)

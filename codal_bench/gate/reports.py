@@ -69,31 +69,56 @@ _HEADER = [
 ]
 
 
-def render_terminal(result: CheckResult) -> Any:
-    """Rich renderable: the per-metric table, the reasons, the verdict and exit code."""
+_PRIORITY = {  # which columns a narrow terminal keeps longest (metric and result always)
+    "metric": 100, "result": 100, "drop": 90, "candidate": 85, "baseline": 84,
+    "90% interval": 70, "allowed drop": 60, "p (Holm)": 50, "detectable (80% power)": 40,
+}  # fmt: skip
+
+
+def render_terminal(result: CheckResult, w: int = 130) -> Any:
+    """Rich renderable that fits `w` columns: the per-metric table, the reasons, the verdict."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"codal-eval check: {result.candidate_model} vs {result.baseline_model}")
-    for col in _HEADER:
-        table.add_column(col, justify="left" if col in ("metric", "result") else "right")
+    from ..termtable import Col, fit
+
+    names = (result.diff.name_a, result.diff.name_b) if result.diff else (None, None)
+    base = names[0] or result.baseline_run
+    cand = names[1] or result.candidate_run
+    cols = [
+        Col(h, h, _PRIORITY[h], right=h not in ("metric", "result"), whole=True) for h in _HEADER
+    ]
     colour = {"pass": "green", "regression": "red", "inconclusive": "yellow"}
+    rows = []
     for m in result.metrics:
-        cells = [Text(c) for c in _row(m)]
-        cells[-1].stylize(colour[m.decision])
-        table.add_row(*cells)
-    parts: list[Any] = [table]
-    parts += [Text(f"  {m.name}: {m.reason}") for m in result.metrics]
-    parts += [Text(f"  note: {n}") for n in result.notes]
-    verdict = Text(
-        f"{result.verdict.upper()} (exit {result.exit_code}) — baseline {result.baseline_run}, "
-        f"candidate {result.candidate_run}; drop = baseline - candidate, interval = one-sided "
-        f"95% bounds, α = {result.alpha} with Holm's correction, seed {result.seed}"
-    )
+        row: dict[str, Any] = {h: Text(c) for h, c in zip(_HEADER, _row(m), strict=True)}
+        row["result"].stylize(colour[m.decision])
+        rows.append(row)
+    title = f"codal-eval check: {result.candidate_model} vs {result.baseline_model}"
+    parts: list[Any] = [fit(cols, rows, w, title=title)]
+    parts += [Text(f"  {m.name}: {m.reason}", overflow="fold") for m in result.metrics]
+    parts += [Text(f"  note: {n}", overflow="fold") for n in result.notes]
+    verdict = Text(f"{result.verdict.upper()} (exit {result.exit_code})")
     verdict.stylize("bold " + colour[result.verdict], 0, len(result.verdict))
     parts.append(verdict)
+    parts.append(Text(f"baseline run {base}", overflow="fold"))
+    parts.append(Text(f"candidate run {cand}", overflow="fold"))
+    parts.append(
+        Text(
+            "drop = baseline - candidate, interval = one-sided 95% bounds, "
+            f"α = {result.alpha} with Holm's correction, bootstrap seed {result.seed}",
+            style="dim",
+        )
+    )
     return Group(*parts)
+
+
+def print_terminal(result: CheckResult) -> None:
+    """The check's report on stdout, laid out for the terminal (wide enough in CI logs)."""
+    from ..termtable import console, width
+
+    w = width(default=130)
+    console(w=w).print(render_terminal(result, w))
 
 
 def summary_markdown(result: CheckResult, top: int = 10) -> str:

@@ -187,14 +187,13 @@ class HumanEvalChecker:
         }
         request = frame(head) + b"".join(blobs)
         n_inputs = sum(b - a for _, _, _, a, b in pieces)
-        if self.progress and not force:
-            from rich.progress import Progress
+        if self.progress and not force and isinstance(self.executor, SandboxExecutor):
+            from ..progress import current
 
-            with Progress(transient=True) as progress:
-                task = progress.add_task("expected outputs", total=n_inputs)
+            with current().task("expected outputs", n_inputs) as advance:
 
                 def watch(chunk: bytes) -> None:
-                    progress.advance(task, chunk.count(b'["R"'))
+                    advance(chunk.count(b'["R"'))
 
                 res = self.executor.run(
                     CHILD_SOURCE, request, total, 2 * total + 5, watch, forks=workers

@@ -88,13 +88,12 @@ def parallel(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         if bar:
-            from rich.progress import Progress
+            from ..progress import current
 
-            with Progress(transient=True) as progress:
-                task = progress.add_task(label, total=len(jobs))
+            with current().task(label, len(jobs)) as advance:
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
-                    progress.advance(task)
+                    advance(1)
         else:
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()

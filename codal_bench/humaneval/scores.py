@@ -47,8 +47,13 @@ class HumanEvalScoring(BaseScoring):
                 continue
             d = r.get("details") or {}
             parts = [f"base={d.get('base', r.get('status'))}", f"plus={d.get('plus', '-')}"]
-            if d.get("first_failed") is not None:
-                parts.append(f"first failing input: {str(d['first_failed'])[:120]}")
+            ff = d.get("first_failed")
+            if isinstance(ff, dict):
+                where = f"{ff.get('group', '')} input {ff.get('index', '?')}".strip()
+                shown = str(ff.get("input", ""))[:100]
+                parts.append(f"{where}: {shown} → {ff.get('reason', 'failed')}")
+            elif ff is not None:
+                parts.append(f"first failing input: {str(ff)[:120]}")
             elif d.get("stderr_tail"):
                 lines = str(d["stderr_tail"]).strip().splitlines()
                 if lines:
@@ -59,3 +64,20 @@ class HumanEvalScoring(BaseScoring):
     def export_fields(self, row: Row) -> dict[str, Any]:
         d = row.get("details") or {}
         return {"base_status": d.get("base"), "plus_status": d.get("plus"), "details": d}
+
+    def sample_fields(self, row: Row, data: dict[str, Any] | None) -> dict[str, Any]:
+        """The program the sandbox ran (the extracted code) and the canonical solution."""
+        if not data:
+            return {"extracted_code": None, "reference": None}
+        from .extract import extract_code
+
+        answer = row.get("answer")
+        code = (
+            extract_code(answer, data["prompt"], data["entry_point"])
+            if isinstance(answer, str)
+            else None
+        )
+        return {
+            "extracted_code": code,
+            "reference": data["prompt"] + data.get("canonical_solution", ""),
+        }

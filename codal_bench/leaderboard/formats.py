@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -225,61 +224,84 @@ def render_text(lb: Leaderboard, fmt: str) -> str:
     raise UsageError(f"unknown leaderboard format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
-def terminal_renderable(lb: Leaderboard) -> Any:
-    """A rich renderable of all tables, for callers that print to their own Console."""
-    from rich import box
+def run_label(row: dict[str, Any]) -> str:
+    """What a row is called: the run's name, else its id; a published row, its model."""
+    if row.get("published"):
+        return f"{row.get('model')} (published)"
+    return str(row.get("name") or row.get("run_id") or "")
+
+
+def _terminal_cols(t: Table) -> list[Any]:
+    """Columns in the order shown, with how long each survives a narrow terminal."""
+    from ..termtable import ESSENTIAL, Col
+
+    cols = [
+        Col("rank", "Rank", ESSENTIAL, right=True, whole=True),
+        Col("run", "Run", ESSENTIAL, whole=True),
+    ]
+    for i, m in enumerate(t.metrics):
+        keep = ESSENTIAL if m == t.rank_by else 60 - i
+        cols.append(Col(m, label(t, m), keep, right=True, whole=True))
+    cols += [Col(c, label(t, c), 45 - i, right=True, whole=True) for i, c in enumerate(t.context)]
+    cols += [
+        Col("model", "Model", 80, max_width=30),
+        Col("rank_interval", "95% rank", 70, right=True, whole=True),
+        Col("n_items", "Items", 20, right=True, whole=True),
+    ]
+    order = ["rank", "rank_interval", "run", "model", *t.metrics, *t.context, "n_items"]
+    by_key = {c.key: c for c in cols}
+    return [by_key[k] for k in order]
+
+
+def terminal_renderable(lb: Leaderboard, w: int = 160) -> Any:
+    """All tables laid out for `w` columns; published-only tables folded to one line each when
+    there are tables of our own runs."""
     from rich.console import Group
-    from rich.table import Table as RichTable
     from rich.text import Text
 
+    from ..termtable import fit
+
     parts: list[Any] = []
+    folded = []
+    ours = any(not t.published_only for t in lb.tables)
     for t in lb.tables:
-        rt = RichTable(
-            title=f"{t.title}",
-            caption=meta_line(t),
-            box=box.SIMPLE_HEAVY,
-            title_style="bold",
-            caption_style="dim",
-            header_style="bold cyan",
-            pad_edge=False,
-            collapse_padding=True,
-        )
-        # Group-level fields live in the title; the default run id already carries the date.
-        cols = [c for c in columns(t) if c not in ("judge", "reference", "templates", "date")]
-        for c in cols:
-            numeric = c in t.metrics or c in t.context or c in ("rank", "n_items")
-            rt.add_column(
-                HEAD.get(c, label(t, c)),
-                justify="right" if numeric else "left",
-                min_width=18 if c == "model" else None,
-                no_wrap=c == "run_id" or c in t.metrics,
-            )
+        if t.published_only and ours:  # beside our own tables, context tables take one line
+            folded.append(t)
+            continue
+        cols = _terminal_cols(t)
+        rows = []
         for row in records(t):
-            cells: list[Any] = []
-            for c in cols:
-                text = cell(t, c, row)
-                if c == "model":
-                    text = short_model(str(row.get("model")))
-                if c in t.metrics and fmt_interval(t, c, row):
-                    cells.append(Text(text + "\n") + Text(fmt_interval(t, c, row), style="dim"))
-                else:
-                    cells.append(text)
-            rt.add_row(*cells, style="dim italic" if row.get("published") else None)
-        parts += [rt, Text("")]
-    if not lb.tables:
+            cells: dict[str, Any] = {c.key: cell(t, c.key, row) for c in cols}
+            cells["run"] = run_label(row)
+            cells["model"] = short_model(str(row.get("model")))
+            for m in t.metrics:
+                ci = fmt_interval(t, m, row)
+                if ci:
+                    cells[m] = Text(cells[m] + "\n") + Text(ci, style="dim")
+            cells["_style"] = "dim italic" if row.get("published") else None
+            rows.append(cells)
+        parts += [fit(cols, rows, w, title=t.title, caption=meta_line(t)), Text("")]
+    if not ours:
         parts.append(Text("No complete runs in the store yet."))
-    parts += [Text(n, style="dim") for n in footnotes(lb)]
+    for t in folded:
+        parts.append(
+            Text(f"published only, no run of ours: {t.title} ({len(t.frame)} rows; "
+                 "see --format markdown)", style="dim", overflow="fold")
+        )  # fmt: skip
+    parts += [Text(n, style="dim", overflow="fold") for n in footnotes(lb)]
     return Group(*parts)
 
 
 def _terminal(lb: Leaderboard) -> str:
     from rich.console import Console
 
+    from ..termtable import width
+
     tty = sys.stdout.isatty()
-    width = shutil.get_terminal_size((160, 24)).columns if tty else 160
+    w = width(default=160)
     buf = io.StringIO()
-    Console(file=buf, force_terminal=tty, width=width, highlight=False).print(
-        terminal_renderable(lb)
+    Console(file=buf, force_terminal=tty, width=w, highlight=False).print(
+        terminal_renderable(lb, w)
     )
     return buf.getvalue()
 

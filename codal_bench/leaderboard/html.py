@@ -7,6 +7,7 @@ or fonts to fetch and opens offline; the only script is the few lines that sort 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -48,14 +49,36 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
-def _domain(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> tuple[float, float]:
+def scale_of(t: Table, metrics: Sequence[str]) -> tuple[float, float]:
+    """The range the metrics' values can take (their `Metric.scale`, widened only if a value
+    lies outside it): chart axes never run past it (no 0–15 axis for a 1–10 rating)."""
+    lo = min(t.labels[m].scale[0] for m in metrics if m in t.labels) if metrics else 0.0
+    hi = max(t.labels[m].scale[1] for m in metrics if m in t.labels) if metrics else 1.0
+    vals = [num(r.get(m)) for r in records(t) for m in metrics]
+    got = [v for v in vals if v is not None]
+    return min([lo, *got]), max([hi, *got])
+
+
+def _domain(
+    rows: Sequence[dict[str, Any]], metrics: Sequence[str], bounds: tuple[float, float]
+) -> tuple[float, float]:
     vals = [num(r.get(m + s)) for r in rows for m in metrics for s in ("", "_lo", "_hi")]
     got = [v for v in vals if v is not None]
     if not got:
-        return 0.0, 1.0
+        return bounds
     lo, hi = min(got), max(got)
-    pad = max((hi - lo) * 0.08, 0.05 if hi <= 1 else 0.25)
-    return lo - pad, hi + pad
+    pad = max((hi - lo) * 0.08, 0.02 * (bounds[1] - bounds[0]))
+    return max(bounds[0], lo - pad), min(bounds[1], hi + pad)
+
+
+def clamped_ticks(lo: float, hi: float, bounds: tuple[float, float], n: int = 5) -> list[float]:
+    """`nice_ticks` over [lo, hi], none outside `bounds` (the ends are added when cut)."""
+    ticks = [x for x in nice_ticks(lo, hi, n) if bounds[0] - 1e-9 <= x <= bounds[1] + 1e-9]
+    if not ticks or ticks[0] > lo + 1e-9:
+        ticks.insert(0, lo)
+    if ticks[-1] < hi - 1e-9:
+        ticks.append(hi)
+    return [round(x, 10) for x in ticks]
 
 
 def _short(name: str, n: int = 32) -> str:
@@ -75,8 +98,12 @@ def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
     if not rows or not metrics:
         return ""
     scale = 100.0 if percent(t, metrics[0]) else 1.0
-    d_lo, d_hi = _domain(rows, metrics)
+    bounds = scale_of(t, metrics)
+    d_lo, d_hi = _domain(rows, metrics, bounds)
     ticks = [x for x in nice_ticks(d_lo * scale, d_hi * scale, 5)]
+    ticks = [x for x in ticks if bounds[0] * scale - 1e-9 <= x <= bounds[1] * scale + 1e-9]
+    if len(ticks) < 2:
+        ticks = [d_lo * scale, d_hi * scale]
     d_lo, d_hi = min(d_lo, ticks[0] / scale), max(d_hi, ticks[-1] / scale)
     label_w, panel_w, gap, row_h, top, bottom = 200, 112, 14, 20, 34, 26
     width = label_w + len(metrics) * (panel_w + gap)
@@ -115,11 +142,13 @@ def forest_chart(t: Table, rows: list[dict[str, Any]]) -> str:
             )
             out.append(
                 f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle" font-size="10" '
-                f'fill="#6b7280">{tk:g}</text>'
+                f'fill="#6b7280" class="tick" data-metric="{escape(m)}">{tk:g}</text>'
             )
         out.append(
             f'<rect x="{x0}" y="{top}" width="{panel_w}" height="{height - top - bottom}" '
-            f'fill="none" stroke="#d1d5db"/>'
+            f'fill="none" stroke="#d1d5db" class="panel" data-metric="{escape(m)}" '
+            f'data-lo="{d_lo * scale:g}" data-hi="{d_hi * scale:g}" '
+            f'data-min="{bounds[0] * scale:g}" data-max="{bounds[1] * scale:g}"/>'
         )
         for i, r in enumerate(rows):
             v = num(r.get(m))
@@ -173,8 +202,16 @@ def scatter_chart(t: Table, rows: list[dict[str, Any]], ci: dict[str, tuple[Any,
     yl = [fy * (num(r.get(ym + "_lo")) or y / fy) for r, y in zip(pts, ys, strict=True)]
     yh = [fy * (num(r.get(ym + "_hi")) or y / fy) for r, y in zip(pts, ys, strict=True)]
     x_name, y_name = label(t, xm), label(t, ym)
-    xt = nice_ticks(min(xl) - 2, max(xh) + 2, 5)
-    yt = nice_ticks(min(yl) - 0.2, max(yh) + 0.2, 5)
+    xb, yb = scale_of(t, [xm]), scale_of(t, [ym])
+    xb, yb = (fx * xb[0], fx * xb[1]), (fy * yb[0], fy * yb[1])
+    xpad, ypad = 0.03 * (xb[1] - xb[0]), 0.03 * (yb[1] - yb[0])
+    x_lo, x_hi = max(xb[0], min(xl) - xpad), min(xb[1], max(xh) + xpad)
+    y_lo, y_hi = max(yb[0], min(yl) - ypad), min(yb[1], max(yh) + ypad)
+    if x_hi - x_lo < 1e-9:  # one value (e.g. every run at 0 %): a small window inside the range
+        x_lo, x_hi = max(xb[0], x_lo - 5 * xpad), min(xb[1], x_hi + 5 * xpad)
+    if y_hi - y_lo < 1e-9:
+        y_lo, y_hi = max(yb[0], y_lo - 5 * ypad), min(yb[1], y_hi + 5 * ypad)
+    xt, yt = clamped_ticks(x_lo, x_hi, xb), clamped_ticks(y_lo, y_hi, yb)
 
     def px(v: float) -> float:
         return ml + (v - xt[0]) / (xt[-1] - xt[0] or 1) * (w - ml - mr)
@@ -191,13 +228,15 @@ def scatter_chart(t: Table, rows: list[dict[str, Any]], ci: dict[str, tuple[Any,
         out.append(
             f'<line x1="{px(tk):.1f}" x2="{px(tk):.1f}" y1="{mt}" y2="{h - mb}" '
             f'stroke="{GRID}"/><text x="{px(tk):.1f}" y="{h - mb + 16}" font-size="10" '
-            f'text-anchor="middle" fill="#6b7280">{tk:g}</text>'
+            f'text-anchor="middle" fill="#6b7280" class="tick x" data-min="{xb[0]:g}" '
+            f'data-max="{xb[1]:g}">{tk:g}</text>'
         )
     for tk in yt:
         out.append(
             f'<line x1="{ml}" x2="{w - mr}" y1="{py(tk):.1f}" y2="{py(tk):.1f}" '
             f'stroke="{GRID}"/><text x="{ml - 6}" y="{py(tk) + 3:.1f}" font-size="10" '
-            f'text-anchor="end" fill="#6b7280">{tk:g}</text>'
+            f'text-anchor="end" fill="#6b7280" class="tick y" data-min="{yb[0]:g}" '
+            f'data-max="{yb[1]:g}">{tk:g}</text>'
         )
     out.append(
         f'<text x="{(ml + w - mr) / 2}" y="{h - 10}" text-anchor="middle" font-size="12" '
@@ -271,9 +310,13 @@ def _table_ctx(t: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 sort = r.get("rank_lo")
             if sort is None:
                 sort = ""
+            text = cell(t, c, r)
+            if c == "run_id":  # the run's name when it has one; the id stays in the tooltip
+                text = str(r.get("name") or r.get("run_id") or "")
             cells.append(
                 {
-                    "text": cell(t, c, r),
+                    "text": text,
+                    "title": str(r.get("run_id") or "") if c == "run_id" else "",
                     "sort": sort,
                     "key": c,
                     "ci": fmt_interval(t, c, r) if c in t.metrics else "",
@@ -283,6 +326,31 @@ def _table_ctx(t: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
             {"published": bool(r.get("published")), "run_id": r.get("run_id") or "", "cells": cells}
         )
     return {"head": head, "rows": body}
+
+
+_SEPARATORS = re.compile(r"([-_/:.@+=])")
+
+
+def breakable(text: Any) -> Any:
+    """Escaped text with a line-break opportunity after each separator, so an id or a model path
+    wraps at `-`, `_`, `/` … and never inside a word (the CSS forbids breaking elsewhere)."""
+    from markupsafe import Markup
+
+    parts = _SEPARATORS.split(str(text))
+    return Markup("").join(
+        Markup(escape(p)) + (Markup("<wbr>") if _SEPARATORS.fullmatch(p) else Markup(""))
+        for p in parts
+    )
+
+
+def chip(t: Table, rows: list[dict[str, Any]]) -> str:
+    """A table's name in the page's index: what people tell tables apart by, not a hash."""
+    if t.published_only:
+        return f"{t.kind} · published: {t.meta.get('published_setting') or t.id}"
+    judge = (t.meta.get("judge") or {}).get("spec")
+    n = sum(1 for r in rows if not r.get("published"))
+    parts = [t.kind, f"judge {short_model(str(judge))}" if judge else "", f"{n} runs"]
+    return " · ".join(p for p in parts if p)
 
 
 def page(lb: Leaderboard) -> str:
@@ -312,15 +380,18 @@ def page(lb: Leaderboard) -> str:
                 "scatter_caption": (
                     f"{label(t, t.rank_by)} vs {label(t, t.context[0])}" if t.context else ""
                 ),
+                "chip": chip(t, rows),
                 "n_runs": sum(1 for r in rows if not r.get("published")),
                 "has_published": any(r.get("published") for r in rows),
             }
         )
+    sections.sort(key=lambda x: bool(x["published_only"]))  # context-only tables last, folded
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("leaderboard") / "templates")),
         autoescape=jinja2.select_autoescape(["html", "jinja"]),
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["breakable"] = breakable
     n_runs = len({r["run_id"] for t in lb.tables for r in records(t) if r.get("run_id")})
     return env.get_template("page.html.jinja").render(
         lb=lb, sections=sections, notes=footnotes(lb), n_runs=n_runs

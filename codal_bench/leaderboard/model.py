@@ -20,6 +20,7 @@ import fnmatch
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -200,12 +201,19 @@ def _item(run: RunScores, metric: str, stratum: str, item: str) -> float:
 # -- tables ------------------------------------------------------------------------------------
 
 
-def compile_leaderboard(store: Store, *, n_boot: int = 10000, seed: int = 0) -> Leaderboard:
+def compile_leaderboard(
+    store: Store,
+    *,
+    n_boot: int = 10000,
+    seed: int = 0,
+    select: Callable[[list[RunInfo]], list[RunInfo]] | None = None,
+    tasks: Sequence[str] | None = None,
+) -> Leaderboard:
     """Every complete run, grouped for comparability, with bootstrap intervals and rank intervals.
 
     Runs that are not complete are not ranked (their items are partial); they are listed in
     `Leaderboard.skipped` so every format can say why a run is missing. So are runs of a task
-    that is not installed here.
+    that is not installed here. `select` narrows the runs and `tasks` the tables (filters).
     """
     if n_boot < 1:
         raise CodalError("n_boot must be at least 1")
@@ -213,7 +221,8 @@ def compile_leaderboard(store: Store, *, n_boot: int = 10000, seed: int = 0) -> 
     by_run: dict[str, dict[str, RunScores]] = {}
     skipped: list[dict[str, str]] = []
     groups: dict[str, tuple[dict[str, Any], list[RunScores]]] = {}
-    for info in store.runs():
+    infos = store.runs()
+    for info in select(infos) if select is not None else infos:
         if info.status != "complete":
             skipped.append({"run_id": info.run_id, "model": info.model, "status": info.status})
             continue
@@ -223,11 +232,11 @@ def compile_leaderboard(store: Store, *, n_boot: int = 10000, seed: int = 0) -> 
             skipped.append({"run_id": info.run_id, "model": info.model, "status": str(exc)})
             continue
         for task, rs in by_run[info.run_id].items():
-            if task not in info.config.tasks:
+            if task not in info.config.tasks or (tasks and task not in tasks):
                 continue
             key = comparable.key(info.config, task, rs.items)
             groups.setdefault(content_hash(key)[:8], (key, []))[1].append(rs)
-    entries = list(pub.get("tables") or [])
+    entries = [e for e in pub.get("tables") or [] if not tasks or e.get("task") in tasks]
     used: set[str] = set()
     tables = []
     ordered = sorted(groups.items(), key=lambda kv: (kv[1][0]["task"], -len(kv[1][1]), kv[0]))
@@ -338,6 +347,7 @@ def _run_columns(run: RunScores, key: dict[str, Any]) -> dict[str, Any]:
         "published": False,
         "model": run.info.model,
         "run_id": run.info.run_id,
+        "name": run.info.name,
         "judge": j.get("spec"),
         "reference": j.get("reference"),
         "templates": (j.get("templates_sha256") or "")[:12] or None,

@@ -126,7 +126,7 @@ def test_main_job_in_process_then_fully_cached(
     runs = Store(store).runs()
     assert len(runs) == 2 and runs[1].record.counts["requests_sent"] == 0
     assert runs[1].record.summary == summary
-    table = lambda out: out.split("requests sent")[0].split("┃ metric", 1)[1]  # noqa: E731
+    table = lambda out: out.split("requests sent")[0].split("\nmetric", 1)[1]  # noqa: E731
     assert table(second.stdout) == table(first.stdout)
 
 
