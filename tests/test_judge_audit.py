@@ -155,7 +155,7 @@ def test_audit_after_a_codal_run_with_the_same_judge_reuses_nothing(
 def _templates_copy(repo_root: Path, tmp_path: Path) -> Path:
     """The default judge templates with one changed word: another template hash."""
     folder = tmp_path / "templates"
-    shutil.copytree(repo_root / "judges" / "codal", folder)
+    shutil.copytree(repo_root / "judges" / "codal-eval", folder)
     system = folder / "system.jinja"
     system.write_text(system.read_text().replace("brief justification", "short justification"))
     return folder

@@ -28,7 +28,7 @@ def test_smollm2_audit_report(
     smollm2_dir: Path, heplus_data: Path, repo_root: Path, tmp_path: Path
 ) -> None:
     templates = tmp_path / "codal-short"
-    shutil.copytree(repo_root / "judges" / "codal", templates)
+    shutil.copytree(repo_root / "judges" / "codal-eval", templates)
     cfg = yaml.safe_load((templates / "judge.yaml").read_text())
     cfg["max_tokens"] = 128  # short rationales keep a CPU run quick
     (templates / "judge.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -73,7 +73,7 @@ def test_real_judge_grades_records_and_reports(
         assert d["judge_output"].strip()
         assert d["reference_column"] == CLAUDE
         assert d["temperature"] == 0.0 and d["max_tokens"] == MAX_TOKENS
-        assert d["templates"]["name"] == "codal"
+        assert d["templates"]["name"] == "paper"  # the published templates by default
         if g.status == "rated":
             assert g.rating is not None and isinstance(g.rationale, str)
         else:
