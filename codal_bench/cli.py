@@ -246,6 +246,7 @@ def _outcome_options(f: F) -> F:
     "--upstream",
     metavar="DIR",
     envvar="CODAL_BENCH_UPSTREAM",
+    show_envvar=True,
     help="A folder laid out like the paper's repository, instead of downloading its prompt files.",
 )
 @click.option(

@@ -41,7 +41,8 @@ def replay_files(
     for i, tid in enumerate(HE_IDS):
         p = problems[tid]
         body = "    return None\n" if i < broken else p["canonical_solution"]
-        model.append({"task_id": tid, "solution": "```python\n" + p["prompt"] + body + "```"})
+        # a replay `solution` is run as written (as `evalplus.evaluate` does)
+        model.append({"task_id": tid, "solution": p["prompt"] + body})
     out = {}
     for name, rows in (("model", model), ("judge", judge)):
         path = tmp / f"{name}-{broken}.jsonl"
