@@ -229,7 +229,7 @@ def sample_records(
         }
         fields = getattr(face, "sample_fields", None)
         if fields is not None and data is not None:
-            record.update(fields(r, data.get((task, r["item_id"]))))
+            record.update(fields(r, data.get((task, r["item_id"])), info.config.tasks.get(task)))
         yield record
 
 

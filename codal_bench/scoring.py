@@ -204,9 +204,12 @@ class BaseScoring:
         """Lines the run summary shows under the task's metrics (diagnostics, warnings)."""
         return []
 
-    def sample_fields(self, row: Row, data: dict[str, Any] | None) -> dict[str, Any]:
+    def sample_fields(
+        self, row: Row, data: dict[str, Any] | None, settings: Any = None
+    ) -> dict[str, Any]:
         """Fields of a per-sample log that need the item's own data (its reference answer, the
-        code actually run); `data` is the item's `Sample.data`, None when it cannot be loaded."""
+        code actually run); `data` is the item's `Sample.data`, None when it cannot be loaded,
+        and `settings` the run's `TaskSettings` for the task (how it was graded)."""
         return {}
 
     def warnings(self, report: dict[str, Any]) -> list[str]:

@@ -108,11 +108,18 @@ def fit(
     # and broken to the table's width.
     head = [Text(title, style="bold", overflow="fold")] if title else []
     tail = [Text(caption, style="dim", overflow="fold")] if caption else []
+    # One row of each column's widest cell lays the columns out as the full table would, so
+    # trying a layout costs the same for 5 rows as for 500.
+    probe_row = {
+        c.key: max((r.get(c.key, "") for r in rows), key=lambda x: len(_plain(x)), default="")
+        for c in cols
+    }
     while True:
-        t = _table(shown, rows)
         if len(shown) < min_share * len(cols):
             break
-        if _fits(t, w) and _widest(shown, rows) <= w and _headers_whole(t, shown, w):
+        probe = _table(shown, [probe_row])
+        if _widest(shown, rows) <= w and _fits(probe, w) and _headers_whole(probe, shown, w):
+            t = _table(shown, rows)
             hidden = [c.header for c in cols if c not in shown]
             if hidden:
                 tail.append(Text(f"(not shown at {w} columns: {', '.join(hidden)})", style="dim"))

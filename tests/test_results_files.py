@@ -76,6 +76,7 @@ def test_results_file_validates_and_matches_runs_show(
         assert s["extracted_code"].lstrip().startswith(("from", "def", "import"))
         assert "```" not in s["extracted_code"] and s["extracted_code"] in s["answer"]
         assert s["status"] == ("fail" if tid == HE_IDS[0] else "pass")
+        assert s["extraction"] == "as-written"  # a replay solution runs as written
         assert s["judge"] is None
 
     # export writes the same records

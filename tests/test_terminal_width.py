@@ -60,6 +60,8 @@ def in_terminal(args: list[str], cols: int = 80) -> tuple[int, list[str]]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, codal_data: Path, heplus_data: Path) -> Path:
     tmp = tmp_path_factory.mktemp("width")
+    # module-scoped: set up before the per-test fixture that points at the offline prompt files
+    os.environ.setdefault("CODAL_BENCH_UPSTREAM", str(codal_data.parent / "upstream-src"))
     path = tmp / "s.sqlite"
     st = Store(path)
     ids = populate(st, 3, per_preference=4, n_humaneval=8, seed=5)

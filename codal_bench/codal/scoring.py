@@ -38,7 +38,9 @@ class CodalScoring(BaseScoring):
         out = [f"judge parse failures (no rating, counted 0): {failures} of {len(graded)}"]
         return out
 
-    def sample_fields(self, row: Row, data: dict[str, Any] | None) -> dict[str, Any]:
+    def sample_fields(
+        self, row: Row, data: dict[str, Any] | None, settings: Any = None
+    ) -> dict[str, Any]:
         """The reference answer the judge compared against (the column it used)."""
         column = (row.get("details") or {}).get("reference_column")
         ref = data.get(column) if data and column else None

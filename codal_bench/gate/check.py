@@ -223,8 +223,6 @@ def need_text(m: MetricResult) -> str:
     return text
 
 
-
-
 def judge_where_the_baseline_did(
     base: RunConfig, judge: str | None, overrides: dict[str, Any]
 ) -> None:

@@ -65,19 +65,21 @@ class HumanEvalScoring(BaseScoring):
         d = row.get("details") or {}
         return {"base_status": d.get("base"), "plus_status": d.get("plus"), "details": d}
 
-    def sample_fields(self, row: Row, data: dict[str, Any] | None) -> dict[str, Any]:
-        """The program the sandbox ran (the extracted code) and the canonical solution."""
+    def sample_fields(
+        self, row: Row, data: dict[str, Any] | None, settings: Any = None
+    ) -> dict[str, Any]:
+        """The program the sandbox ran (under the run's recorded extraction rule) and the
+        canonical solution."""
         if not data:
             return {"extracted_code": None, "reference": None}
-        from .extract import extract_code
+        from .extract import program
 
+        graders = getattr(settings, "graders", None) or {}
+        # runs graded before the rule was recorded used codal-eval's own extraction
+        rule = next((g["extraction"] for g in graders.values() if "extraction" in g), "codal-eval")
         answer = row.get("answer")
-        code = (
-            extract_code(answer, data["prompt"], data["entry_point"])
-            if isinstance(answer, str)
-            else None
-        )
         return {
-            "extracted_code": code,
+            "extracted_code": program(rule, answer, data) if isinstance(answer, str) else None,
+            "extraction": rule,
             "reference": data["prompt"] + data.get("canonical_solution", ""),
         }
