@@ -556,7 +556,10 @@ def leaderboard_cmd(fmt: str, out: str | None, bootstrap_seed: int, **kw: Any) -
     help="Samples per item of execution-graded tasks; must match the baseline (or make one).",
 )
 @click.option(
-    "--temperature", type=float, help="Sampling temperature of a baseline made by this check."
+    "--temperature",
+    type=float,
+    help="Sampling temperature of a baseline made by this check, for its tasks graded without "
+    "a model judge (like --samples).",
 )
 @click.option("--data", multiple=True, metavar="[TASK=]PATH", help="Local data file (offline).")
 @click.option(

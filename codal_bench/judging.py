@@ -33,6 +33,17 @@ def auditor() -> Any:
     raise UsageError("no installed model judge offers an audit")
 
 
+def model_judged_task(name: str) -> bool:
+    """`model_judged` by the task's name, without building it (its YAML, else its class)."""
+    from .taskfiles import task_config
+
+    try:
+        kinds = tuple(task_config(name).get("judges") or ())
+    except UsageError:  # a plugin task without a YAML of ours
+        kinds = tuple(getattr(registry.load("task", name), "judge_kinds", ()))
+    return any(getattr(registry.load("judge", k), "kind", "") == "llm" for k in kinds)
+
+
 def build_judges(
     tasks: Sequence[Task],
     judge_backend: Backend | None,

@@ -40,7 +40,11 @@ class Selection:
             ts = run.config.tasks[t]
             if self.samples is not None and not ts.judged and ts.samples != self.samples:
                 return False
-            if self.temperature is not None and ts.sampling.get("temperature") != self.temperature:
+            if (
+                self.temperature is not None
+                and not ts.judged
+                and ts.sampling.get("temperature") != self.temperature
+            ):
                 return False
             if self.limit is not None and ts.limit is not None and ts.limit < self.limit:
                 return False
@@ -89,16 +93,26 @@ def _make(
 ) -> str:
     """ "found or made": a model spec without a fitting stored run gets one, with this check's
     size and judge settings (the candidate's -M/--base-url are not its own)."""
+    from ..judging import model_judged_task
     from ..runner import run
+    from ..taskfiles import default_tasks
 
     shared = {k: v for k, v in overrides.items() if k.startswith(("judge", "reference", "data"))}
+    names = list(sel.tasks or default_tasks())
+    # Like --samples, the temperature is for the tasks graded without a model judge (pass@k):
+    # it never leaks into a judged benchmark's greedy protocol.
+    settings = (
+        {t: {"temperature": sel.temperature} for t in names if not model_judged_task(t)}
+        if sel.temperature is not None
+        else {}
+    )
     opts = RunOptions(
         model=baseline,
         judge=judge,
-        tasks=sel.tasks or (),
+        tasks=names,
         limit=sel.limit,
         samples=sel.samples,
-        temperature=sel.temperature,
+        settings=settings,
         **shared,
     )
     try:

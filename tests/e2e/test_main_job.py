@@ -35,7 +35,8 @@ def short_judge(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Pa
 def small_job(codal: Path, heplus: Path, judge: Path, store: Path) -> tuple[str, ...]:
     """One item per CODAL preference and one HumanEval+ task, short answers, short rationales."""
     return (
-        "--limit", "1", "--max-tokens", "96", "--judge-templates", str(judge),
+        "--limit", "1", "--set", "codal-bench.max_tokens=96",
+        "--set", "humaneval-plus.max_tokens=96", "--judge-templates", str(judge),
         "--data", f"codal-bench={codal}", "--data", f"humaneval-plus={heplus}",
         "--store", str(store),
         # as in `make demo`: the 135M judge mostly writes no rating; counted 0, said loudly
