@@ -93,10 +93,13 @@ def test_markdown_summary_renders_flipped_items(result: CheckResult, tmp_path: P
     assert "| `humaneval-plus` |" in md and "❌ regression" in md
     assert "pass → fail (25)" in md and "`HumanEval/20`" in md and "`HumanEval/44`" in md
     assert "fail → pass (1)" in md and "`HumanEval/3`" in md
-    assert "first failing input: [1, 2]" in md
+    assert "first failing input: \\[1, 2\\]" in md  # model text is inert Markdown
     # CODAL items with the largest changes, with the judge's rationales (table pipes escaped)
     assert "| style | `style-0` | 6 | 2 | -4 |" in md
-    assert "base: style-0 is [neat] \\| 6.0" in md and "cand: style-0 got 2.0 <worse>" in md
+    assert (
+        "base: style-0 is \\[neat\\] \\| 6.0" in md and "cand: style-0 got 2.0 &lt;worse&gt;" in md
+    )
+    assert "<worse>" not in md  # no HTML from a rationale reaches the comment
     assert md == summary_markdown(result)
     data = json.loads(json_path.read_text())
     assert data["exit_code"] == 1 and data["verdict"] == "regression"
@@ -120,3 +123,17 @@ def test_terminal_and_diff_render_without_markup_surprises(
     text = out.getvalue()
     assert "[neat]" in text  # brackets in rationales are text, not rich markup
     assert "HumanEval/20" in text
+
+
+def test_model_text_cannot_become_a_link_or_html_in_the_comment() -> None:
+    """Class 10 of the sandbox red team: an exception message is candidate-controlled text."""
+    from codal_bench.gate.diff import _md
+
+    hostile = "AssertionError: [click](https://evil.example) ![x](y) <a href=z>z</a> `c` | t"
+    out = _md(hostile)
+    assert (
+        "](" not in out.replace("\\](", "")
+        and "<a" not in out
+        and "|" not in out.replace("\\|", "")
+    )
+    assert "&lt;a href=z&gt;" in out and "\\[click\\]" in out and "\\`c\\`" in out

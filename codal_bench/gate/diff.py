@@ -8,6 +8,8 @@ What an item's score and reason are comes from the task's scoring face.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,8 +211,14 @@ def diff_markdown(d: DiffResult, top: int = 10, heading: str = "###") -> str:
     return "\n".join(lines)
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()!#|~])")
+
+
 def _md(v: Any) -> str:
-    return _short(str(v), 200).replace("|", "\\|").replace("\n", " ")
+    """Text that came from a model (an exception message, a rationale) as inert Markdown: no
+    link, image, HTML tag, code span or table break can survive into a pull-request comment."""
+    text = html.escape(_short(str(v), 200), quote=False).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def _val(x: MetricDelta, v: float, signed: bool = False) -> str:
