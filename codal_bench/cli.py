@@ -440,6 +440,7 @@ def grade_cmd(run_id: str, **kw: Any) -> None:
 @click.option(
     "-o",
     "--output",
+    "--out",  # the former name, kept working
     "out",
     type=click.Path(dir_okay=False),
     metavar="FILE",

@@ -24,6 +24,7 @@ from .types import (
     Generation,
     GradeInput,
     Judge,
+    Message,
     Request,
     Sample,
     SamplingParams,
@@ -181,7 +182,7 @@ def run(
     requests: list[Request] = []
     by_item: list[tuple[Task, Sample, int, Request]] = []
     for task, s, params, n in plan:
-        msgs = task.messages(s, spec.backend)
+        msgs = _messages(task, s, spec.backend)
         for k in range(n):
             r = Request.make(ident, msgs, params, k, s.item_id, task.name)
             requests.append(r)
@@ -294,6 +295,17 @@ def run(
     record.reasons = warnings + outcome.reasons
     store.update_run(run_id, status=outcome.status, record=record)
     return RunResult(run_id, summary, record, rows, status=outcome.status)
+
+
+def _messages(task: Task, sample: Sample, backend: str) -> list[Message]:
+    """The task's messages for this backend; a task whose `messages` takes only the sample
+    (written before prompts could depend on the backend) is asked that way."""
+    import inspect
+
+    params = inspect.signature(task.messages).parameters
+    if len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params.values()):
+        return task.messages(sample, backend)
+    return task.messages(sample)
 
 
 def _judge_settings(

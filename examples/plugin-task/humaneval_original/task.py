@@ -129,7 +129,7 @@ class HumanEvalOriginalTask:
             rows = rows[: max(0, limit)]
         return [Sample(NAME, r["task_id"], NAME, r) for r in rows]
 
-    def messages(self, sample: Sample) -> list[Message]:
+    def messages(self, sample: Sample, backend: str = "openai") -> list[Message]:
         return [
             Message("system", SYSTEM),
             Message("user", USER.format(prompt=sample.data["prompt"])),
