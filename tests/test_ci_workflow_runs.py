@@ -219,6 +219,8 @@ def _scenario(
         "GH_FAKE_STATE": str(state / "state.json"),
         "CODAL_BENCH_DATA": str(codal_data),
         "HUMANEVAL_OVERRIDE_PATH": str(heplus_data),
+        # offline: the paper's prompt files, like the data (a runner downloads them)
+        "CODAL_BENCH_UPSTREAM": str(codal_data.parent / "upstream-src"),
         "HF_HUB_OFFLINE": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
