@@ -56,9 +56,9 @@ def test_entry_point_loads_and_answers(echo_installed: None) -> None:
 
 
 def test_full_run_through_the_cli(echo_installed: None, codal_data: Path, tmp_path: Path) -> None:
-    cli = pytest.importorskip("codal_bench.cli")
     from click.testing import CliRunner
 
+    import codal_bench.cli as cli
     from codal_bench.store import Store
 
     store = tmp_path / "s.sqlite"
@@ -73,8 +73,9 @@ def test_full_run_through_the_cli(echo_installed: None, codal_data: Path, tmp_pa
 
 
 def test_plugins_command_shows_it(echo_installed: None) -> None:
-    cli = pytest.importorskip("codal_bench.cli")
     from click.testing import CliRunner
+
+    import codal_bench.cli as cli
 
     result = CliRunner().invoke(cli.cli, ["plugins"])
     assert result.exit_code == 0, result.output
