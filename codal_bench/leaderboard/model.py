@@ -226,6 +226,9 @@ def compile_leaderboard(
         if info.status != "complete":
             skipped.append({"run_id": info.run_id, "model": info.model, "status": info.status})
             continue
+        if info.config.command == "bundle":  # another store's results, imported as a baseline
+            skipped.append({"run_id": info.run_id, "model": info.model, "status": "imported"})
+            continue
         try:
             by_run[info.run_id] = load_run(store, info)
         except UsageError as exc:
