@@ -56,8 +56,34 @@ def _open_log(path: Path) -> TextIO:
         pass
     f = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by the caller
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    f.write(f"\n=== {stamp} pid {os.getpid()}: codal-eval {' '.join(sys.argv[1:])}\n")
+    f.write(f"\n=== {stamp} pid {os.getpid()}: codal-eval {' '.join(redacted(sys.argv[1:]))}\n")
     return f
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """The command line with credential values masked: `-M api_key=sk-…` is a common way to pass a
+    key, and the log outlives the command (it is attached to bug reports)."""
+    from .config import SECRET_WORDS
+
+    def secret(name: str) -> bool:
+        return any(w in name.lower() for w in SECRET_WORDS)
+
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif arg.startswith("-") and "=" in arg and secret(arg.split("=", 1)[0]):
+            out.append(arg.split("=", 1)[0] + "=***")  # --api-key=…
+        elif arg.startswith("-"):
+            out.append(arg)
+            hide_next = secret(arg)  # --api-key …
+        elif "=" in arg and secret(arg.split("=", 1)[0]):
+            out.append(arg.split("=", 1)[0] + "=***")  # -M api_key=…
+        else:
+            out.append(arg)
+    return out
 
 
 @contextmanager

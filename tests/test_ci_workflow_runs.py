@@ -111,7 +111,7 @@ def _venv(user: str | None) -> Path:
     return venv
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: the counts below are absolute, and each variant starts at zero
 def servers(heplus_data: Path) -> Iterator[tuple[CountingServer, CountingServer]]:
     reply = Candidate(heplus_data)
     with (

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from codal_bench.cli import main
+from codal_bench.codal.templates import load_templates
 from codal_bench.leaderboard import compile_leaderboard, render
 from codal_bench.store import Store
 from tests.counting_server import BROKEN_MARK, CountingServer
@@ -42,7 +43,8 @@ def _half_broken(heplus: Path, out: Path) -> None:
     with out.open("w") as f:
         for i, p in enumerate(rows):
             body = p["canonical_solution"] if i % 2 == 0 else f"    return None  # {BROKEN_MARK}\n"
-            solution = f"```python\n{p['prompt']}{body}```\n"
+            # A samples file's `solution` is used as written (as `evalplus.evaluate` does): no fences.
+            solution = f"{p['prompt']}{body}"
             f.write(json.dumps({"task_id": p["task_id"], "solution": solution}) + "\n")
 
 
@@ -114,7 +116,10 @@ def test_auroc_of_oracle_hash_and_inverted_judges(
     # Every answer was rated with the instruction-following prompt against the canonical solution.
     assert rep["preference"] == "instruction-following"
     assert "canonical solution" in rep["reference"]
-    assert all("Answer under review" in h.prompt for h in srv.hits_for(judge))
+    # (the default templates are the paper's: the user message opens as its template does)
+    ts = load_templates(None)
+    opening = ts.texts[ts.user_files["instruction-following"]].split("{instruction}")[0]
+    assert opening.strip() and all(opening in h.prompt for h in srv.hits_for(judge))
     cal = {c["rating"]: c for c in rep["calibration"]}
     if judge == "oracle":
         assert cal[9.0]["share_passing"] == 1.0 and cal[2.0]["share_passing"] == 0.0

@@ -41,4 +41,4 @@ def test_canonical_replay_scores_one(heplus_data: Path, tmp_path: Path) -> None:
     rows = Store(store).results(run.run_id)
     he32 = [r for r in rows if r["item_id"] == "HumanEval/32"]
     assert len(he32) == 1 and he32[0]["details"]["plus"] == "pass"
-    assert "HumanEval+ pass@1" in p.stdout and "1.000" in p.stdout
+    assert "HE+ pass@1" in p.stdout and "100.0 %" in p.stdout
