@@ -43,7 +43,7 @@ def _half_broken(heplus: Path, out: Path) -> None:
     with out.open("w") as f:
         for i, p in enumerate(rows):
             body = p["canonical_solution"] if i % 2 == 0 else f"    return None  # {BROKEN_MARK}\n"
-            # A samples file's `solution` is used as written (as `evalplus.evaluate` does): no fences.
+            # a samples file's `solution` runs as written (as in `evalplus.evaluate`): no fences
             solution = f"{p['prompt']}{body}"
             f.write(json.dumps({"task_id": p["task_id"], "solution": solution}) + "\n")
 
