@@ -23,7 +23,7 @@ from .cli_options import (
     run_outputs,
     store_option,
 )
-from .types import CodalError, UsageError
+from .errors import CodalError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,7 +65,7 @@ def _settings(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """`--set TASK.KEY=VALUE` (repeatable) -> {task: {key: value}}, numbers as numbers."""
     import json
 
-    from .types import BadFlag
+    from .errors import BadFlag
 
     out: dict[str, dict[str, Any]] = {}
     for v in values:
@@ -224,6 +224,12 @@ def _outcome_options(f: F) -> F:
     "variable (CODAL_BENCH_DATA, HUMANEVAL_OVERRIDE_PATH) or downloads.",
 )
 @click.option(
+    "--data-revision",
+    metavar="REV",
+    help="Dataset revision (Hub commit, tag or branch) to download, or the one a local --data copy "
+    "was taken from; recorded with the run [env: CODAL_BENCH_REVISION; default: newest].",
+)
+@click.option(
     "--principles",
     metavar="NAME|FILE",
     help="Candidate guidelines: paper (default), codal-eval, or a principles.json (entry 0).",
@@ -335,6 +341,7 @@ def run_cmd(**kw: Any) -> None:
         task_ids=_split(kw["task_ids"]),
         data=data,
         data_files=data_files,
+        data_revision=kw["data_revision"],
         principles=kw["principles"],
         prompt_set=kw["prompt_set"],
         protocol=kw["protocol"],

@@ -46,13 +46,16 @@ def key(config: RunConfig, task: str, items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"judge": {"spec": x}}` -> `{"judge.spec": x}` (how published rows name what they match)."""
+def flat(
+    d: dict[str, Any], prefix: str = "", whole: tuple[str, ...] = ("sampling",)
+) -> dict[str, Any]:
+    """`{"judge": {"spec": x}}` -> `{"judge.spec": x}` (how published rows name what they match).
+    Dicts named in `whole` stay one value (a difference in sampling is one difference)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         name = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v and k != "sampling":
-            out.update(flat(v, name))
+        if isinstance(v, dict) and v and k not in whole:
+            out.update(flat(v, name, whole))
         else:
             out[name] = v
     return out

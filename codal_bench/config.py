@@ -51,6 +51,7 @@ class RunOptions:
     task_ids: Sequence[str] | None = None
     data: dict[str, str] = field(default_factory=dict)  # task -> local data file
     data_files: list[str] = field(default_factory=list)  # files given without TASK=
+    data_revision: str | None = None  # the dataset revision to load (or a local copy is of)
     principles: str | None = None
     prompt_set: str | None = None  # a task's named candidate prompt set (e.g. evalplus, paper)
     sanitize: bool = False  # run raw replies of a samples file through the task's extraction
@@ -81,13 +82,17 @@ class RunOptions:
     # What a repeat of the run may reuse: never the candidate's own backend options (another
     # model), never a credential, never a one-off (dry run, cost cap).
     _REPEATABLE = (
-        "judge", "tasks", "data", "principles", "prompt_set", "sanitize", "protocol",
-        "reference", "judge_templates", "judge_options", "judge_repeats", "timeout_s",
+        "judge", "tasks", "data", "data_revision", "principles", "prompt_set", "sanitize",
+        "protocol", "reference", "judge_templates", "judge_options", "judge_repeats", "timeout_s",
     )  # fmt: skip
 
     def task_options(self) -> dict[str, Any]:
         """Options handed to every task's constructor (a task ignores what it does not use)."""
-        given = {"principles": self.principles, "prompts": self.prompt_set}
+        given = {
+            "principles": self.principles,
+            "prompts": self.prompt_set,
+            "data_revision": self.data_revision,
+        }
         out: dict[str, Any] = {k: v for k, v in given.items() if v}
         if self.sanitize:
             out["sanitize"] = True

@@ -12,40 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .errors import BadFlag as BadFlag  # re-exported: older imports name them from here
+from .errors import CodalError as CodalError
+from .errors import PreflightError as PreflightError
+from .errors import RunStopped as RunStopped
+from .errors import UsageError as UsageError
+
 if TYPE_CHECKING:
     from .scoring import MetricScores
-
-
-class CodalError(Exception):
-    """An error the user can act on: the CLI prints its message as one line and exits non-zero."""
-
-    exit_code = 1
-
-
-class UsageError(CodalError):
-    """Bad input from the user (unknown name, missing file, wrong columns): the job could not
-    start (exit 4; click's own usage errors exit 2)."""
-
-    exit_code = 4
-
-
-class BadFlag(UsageError):
-    """A flag's value is malformed (`-M` without `=`, `--max-drop` without a number): a usage
-    error, like click's own (exit 2)."""
-
-    exit_code = 2
-
-
-class PreflightError(CodalError):
-    """Something the run needs does not work (an endpoint, the sandbox): nothing was sent."""
-
-    exit_code = 4
-
-
-class RunStopped(CodalError):
-    """A run that started but could not finish (an endpoint went away, the budget ran out)."""
-
-    exit_code = 1
 
 
 def canonical_json(obj: Any) -> str:

@@ -75,3 +75,21 @@ def upstream_src(shared_data: Path) -> Path:
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite"
+
+
+@pytest.fixture
+def published_without_protocols(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped published rows with their protocol requirements emptied, so that synthetic runs
+    (which carry no paper hashes, revision or 500-item set) show how attached rows behave. The
+    requirements themselves are tested on real runs in test_published_protocols.py."""
+    import yaml
+
+    from codal_bench.leaderboard.model import load_published
+
+    data = load_published()
+    for proto in (data.get("protocols") or {}).values():
+        proto["require"] = {}
+    path = tmp_path / "published-no-protocols.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv("CODAL_BENCH_PUBLISHED", str(path))
+    return path

@@ -101,8 +101,17 @@ def test_two_judges_give_two_separate_rankings(two_judges: tuple[Store, list[str
     assert all("partial-run" not in set(t.frame["run_id"].dropna()) for t in lb.tables)
 
 
+def test_synthetic_runs_are_not_the_papers_protocol(two_judges: tuple[Store, list[str]]) -> None:
+    """With the shipped requirements, runs without the paper's hashes and item set get no rows."""
+    store, _ = two_judges
+    lb = compile_leaderboard(store, n_boot=50, seed=0)
+    assert not any(published(t) for t in lb.tables if not t.published_only)
+    panels = [t for t in lb.tables if t.published_only]
+    assert len(panels) == 4 and all("unranked" in t.title for t in panels)
+
+
 def test_published_rows_attach_to_matching_judge_and_stay_unranked(
-    two_judges: tuple[Store, list[str]],
+    two_judges: tuple[Store, list[str]], published_without_protocols: Path
 ) -> None:
     store, _ = two_judges
     lb = compile_leaderboard(store, n_boot=200, seed=0)
@@ -272,7 +281,9 @@ def test_codal_groups_never_mix_settings(store: Store, change: dict[str, Any]) -
     assert all(len(ours(t)) == 1 and ours(t)[0]["rank"] == 1 for t in codal)
 
 
-def test_humaneval_groups_split_on_variant_and_samples(store: Store) -> None:
+def test_humaneval_groups_split_on_variant_and_samples(
+    store: Store, published_without_protocols: Path
+) -> None:
     rng = random.Random(0)
     ids = humaneval_ids(20)
     make_run(store, "full", humaneval=random_humaneval(rng, ids, 0.5, 0.4))
@@ -301,7 +312,9 @@ def test_empty_store_shows_published_rows_only(store: Store) -> None:
         assert "CodeLlama-7B-Instruct" in render(lb, fmt)
 
 
-def test_formats_and_write_all(two_judges: tuple[Store, list[str]], tmp_path: Path) -> None:
+def test_formats_and_write_all(
+    two_judges: tuple[Store, list[str]], tmp_path: Path, published_without_protocols: Path
+) -> None:
     store, ids = two_judges
     lb = compile_leaderboard(store, n_boot=100)
     doc = json.loads(render(lb, "json"))

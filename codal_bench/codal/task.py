@@ -110,19 +110,43 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _download(
+    repo: str, split: str, revision: str | None, src: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str]:
+    """The rows of `repo` at `revision` (default: the newest) and the commit `datasets` resolved
+    it to (the builder's hash is the Hub commit the files were read at)."""
+    try:
+        import datasets
+
+        builder = datasets.load_dataset_builder(repo, revision=revision)
+        builder.download_and_prepare()
+        ds = builder.as_dataset(split=split)
+    except Exception as exc:
+        raise UsageError(
+            f"cannot download {repo}{'@' + revision if revision else ''} ({type(exc).__name__}); "
+            f"offline, point --data or ${src.get('env', 'CODAL_BENCH_DATA')} at a local "
+            "parquet/jsonl copy"
+        ) from exc
+    return [dict(r) for r in ds], str(builder.hash)
+
+
 class CodalBenchTask:
     name = "codal-bench"
     scoring = CodalScoring()
     presets = PRESETS
 
-    def __init__(self, principles: str | None = None, **_options: object) -> None:
+    def __init__(
+        self, principles: str | None = None, data_revision: str | None = None, **_options: object
+    ) -> None:
         self.config = task_config(self.name)
+        self.data_revision = data_revision
         self.judge_kinds = tuple(self.config.get("judges") or ())
         self.principles_path = principles
         self.guidelines, self.prompt_set = self._guidelines(principles)
         self.source = ""
         self.data_sha256 = ""
         self.reference_columns: list[str] = []
+        self.dataset: dict[str, Any] = {}
 
     def _guidelines(self, principles: str | None) -> tuple[dict[str, str], dict[str, Any]]:
         """(preference -> guideline sentence, the prompt set's name and hash for the record)."""
@@ -174,25 +198,32 @@ class CodalBenchTask:
             raise UsageError(
                 f"{data_dir('tasks') / 'codal-bench.yaml'}: 'source' needs hf_dataset and split"
             )
+        revision = self.data_revision or os.environ.get(
+            str(src.get("revision_env", "CODAL_BENCH_REVISION"))
+        )
         local = data or os.environ.get(src.get("env", "CODAL_BENCH_DATA"))
         if local:
             path = Path(local).expanduser()
             rows = _read_rows(path)
             self.source = str(path.resolve())
             self.data_sha256 = file_sha256(path)
+            # A local copy cannot prove where it came from: the revision is the user's word.
+            self.dataset = {
+                "repo": src["hf_dataset"],
+                "split": src["split"],
+                "revision": revision,
+                "revision_from": "declared" if revision else None,
+            }
             return rows
-        try:
-            import datasets
-
-            ds = datasets.load_dataset(src["hf_dataset"], split=src["split"])
-        except Exception as exc:
-            raise UsageError(
-                f"cannot download {src['hf_dataset']} ({type(exc).__name__}); offline, point "
-                f"--data or ${src.get('env', 'CODAL_BENCH_DATA')} at a local parquet/jsonl copy"
-            ) from exc
-        rows = [dict(r) for r in ds]
-        self.source = f"hf:{src['hf_dataset']}:{src['split']}:{ds._fingerprint}"
+        rows, resolved = _download(src["hf_dataset"], src["split"], revision, src)
+        self.source = f"hf:{src['hf_dataset']}:{src['split']}@{resolved}"
         self.data_sha256 = content_hash(rows)
+        self.dataset = {
+            "repo": src["hf_dataset"],
+            "split": src["split"],
+            "revision": resolved,
+            "revision_from": "datasets",
+        }
         return rows
 
     def load(
@@ -242,4 +273,5 @@ class CodalBenchTask:
             "prompt_sha256": self.prompt_set["sha256"],
             "prompt_set": self.prompt_set,
             "reference_columns": self.reference_columns,
+            "dataset": self.dataset,
         }

@@ -115,6 +115,9 @@ def meta_line(t: Table) -> str:
             parts.append(f"{m.get('items')} items")
     if not t.published_only and m.get("judge"):
         parts.append(audit_text(m.get("judge_audit")))
+    if t.published_only and m.get("not_beside_runs_because"):
+        why = [str(x) for x in m["not_beside_runs_because"]]
+        parts.append(f"not beside our runs: {', '.join(why[:6])}{' …' if len(why) > 6 else ''}")
     parts.append(f"{m.get('runs', 0)} runs ranked")
     if m.get("published_setting"):
         parts.append(f"context: {m['published_setting']}")
@@ -285,8 +288,8 @@ def terminal_renderable(lb: Leaderboard, w: int = 160) -> Any:
         parts.append(Text("No complete runs in the store yet."))
     for t in folded:
         parts.append(
-            Text(f"published only, no run of ours: {t.title} ({len(t.frame)} rows; "
-                 "see --format markdown)", style="dim", overflow="fold")
+            Text(f"{t.title} ({len(t.frame)} rows; see --format markdown): "
+                 f"{meta_line(t)}", style="dim", overflow="fold")
         )  # fmt: skip
     parts += [Text(n, style="dim", overflow="fold") for n in footnotes(lb)]
     return Group(*parts)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -110,7 +112,10 @@ def load_run(store: Store, info: RunInfo) -> dict[str, RunScores]:
 
 
 def load_published() -> dict[str, Any]:
-    path = data_dir("leaderboard") / "published.yaml"
+    """The published rows: leaderboard/published.yaml, or the file `CODAL_BENCH_PUBLISHED` names
+    (a team's own reference rows)."""
+    given = os.environ.get("CODAL_BENCH_PUBLISHED")
+    path = Path(given) if given else data_dir("leaderboard") / "published.yaml"
     try:
         data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -118,16 +123,29 @@ def load_published() -> dict[str, Any]:
     return data
 
 
-def _matches(entry: dict[str, Any], key: dict[str, Any]) -> bool:
-    facts = comparable.flat(key)
-    for name, want in (entry.get("match") or {}).items():
-        got = facts.get(name)
-        if isinstance(want, list):
-            if not any(fnmatch.fnmatchcase(str(got), str(p)) for p in want):
-                return False
-        elif got != want:
-            return False
-    return bool(entry.get("task") == key["task"])
+def _fits(want: Any, got: Any) -> bool:
+    if isinstance(want, list):  # shell-style patterns
+        return any(fnmatch.fnmatchcase(str(got), str(p)) for p in want)
+    return bool(got == want)
+
+
+def unmet(entry: dict[str, Any], key: dict[str, Any], protocols: dict[str, Any]) -> list[str]:
+    """The settings in which a table differs from what a published entry requires (empty: the
+    entry's rows may stand beside the table's runs). A required value left unrecorded (null)
+    is never met: a pin nobody wrote down cannot be checked."""
+    if entry.get("task") != key["task"]:
+        return ["task"]
+    facts = comparable.flat(key, whole=())
+    out = [n for n, want in (entry.get("match") or {}).items() if not _fits(want, facts.get(n))]
+    name = entry.get("protocol")
+    if name is not None:
+        proto = protocols.get(str(name))
+        if not isinstance(proto, dict):
+            return [*out, f"protocol {name!r} (not defined)"]
+        for n, want in (proto.get("require") or {}).items():
+            if want is None or not _fits(want, facts.get(n)):
+                out.append(n)
+    return out
 
 
 def _published_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -240,11 +258,20 @@ def compile_leaderboard(
             key = comparable.key(info.config, task, rs.items)
             groups.setdefault(content_hash(key)[:8], (key, []))[1].append(rs)
     entries = [e for e in pub.get("tables") or [] if not tasks or e.get("task") in tasks]
+    protocols = dict(pub.get("protocols") or {})
     used: set[str] = set()
+    nearest: dict[str, list[str]] = {}
     tables = []
     ordered = sorted(groups.items(), key=lambda kv: (kv[1][0]["task"], -len(kv[1][1]), kv[0]))
     for gid, (key, members) in ordered:
-        attached = [e for e in entries if _matches(e, key)]
+        attached = []
+        for e in entries:
+            why = unmet(e, key, protocols)
+            if not why:
+                attached.append(e)
+            elif e.get("task") == key["task"]:  # remember the nearest miss, to say why
+                old = nearest.get(str(e["id"]))
+                nearest[str(e["id"])] = why if old is None or len(why) < len(old) else old
         used |= {str(e["id"]) for e in attached}
         table = _group_table(gid, key, members, attached, by_run, entries, n_boot, seed)
         if key.get("judge"):
@@ -252,7 +279,7 @@ def compile_leaderboard(
         tables.append(table)
     for e in entries:
         if str(e["id"]) not in used:
-            tables.append(_published_table(e))
+            tables.append(_published_table(e, nearest.get(str(e["id"]))))
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return Leaderboard(tables, skipped, n_boot, seed, generated, dict(pub.get("source") or {}))
 
@@ -317,13 +344,16 @@ def judge_audit(store: Store, judge: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _published_table(e: dict[str, Any]) -> Table:
+def _published_table(e: dict[str, Any], unmet_by_nearest: list[str] | None) -> Table:
+    """The paper panel of one published entry: its rows, unranked, and why no table of ours has
+    them (the settings the nearest table differs in, or no run of the task at all)."""
     rows = _published_rows(e)
     skip = {"model", "published", "run_id", "judge", "reference", "templates", "date", "setting"}
     metrics = list(dict.fromkeys(k for r in rows for k in r if k not in skip))
     meta = {"task": e.get("task"), "published_setting": e.get("label"), "runs": 0,
+            "not_beside_runs_because": unmet_by_nearest or ["no complete run of this task"],
             **(e.get("columns") or {})}  # fmt: skip
-    title = f"{e.get('task')} · published only · {e.get('label')}"
+    title = f"{e.get('task')} · paper panel (published, unranked) · {e.get('label')}"
     labels = {m: Metric(m, m, percent=e.get("unit") == "percent") for m in metrics}
     rank_by = str(e.get("rank_by") or (metrics[-1] if metrics else ""))
     return Table(f"pub-{e['id']}", str(e.get("task")), title, meta, _frame(rows, rank_by),
