@@ -24,8 +24,8 @@ EXCEPTIONS = {
     ("cli.py", "Evaluate a code LLM on CODAL-Bench and HumanEval+"): "help text: what the tool is",
     ("cli.py", "Items per CODAL preference"): "help text: what --limit counts per task",
     ("cli.py", "Samples per HumanEval+ task"): "help text: what --samples is for",
-    ("cli.py", "CODAL items to show"): "help text: what diff --top counts",
-    ("cli.py", "A stored HumanEval+ run whose answers"): (
+    ("cli_results.py", "CODAL items to show"): "help text: what diff --top counts",
+    ("cli_gate.py", "A stored HumanEval+ run whose answers"): (
         "help text: judge-audit --run needs a run of an execution-graded task"
     ),
     ("cli.py", "local CODAL-Bench data file"): "help epilog: the data variables of the tasks",
@@ -33,8 +33,8 @@ EXCEPTIONS = {
         "help text of --data: the environment variables the built-in tasks read"
     ),
     ("cli.py", "--tasks humaneval-plus --samples 10"): "help example: a pass@k run",
-    ("cli.py", "leaderboard --task humaneval-plus"): "help example: a leaderboard filter",
-    ("cli.py", "humaneval-plus=0.05"): "help text and example of check --max-drop",
+    ("cli_results.py", "leaderboard --task humaneval-plus"): "help example: a leaderboard filter",
+    ("cli_gate.py", "humaneval-plus=0.05"): "help text and example of check --max-drop",
     ("cli_runs.py", "--task humaneval-plus"): "help example: a runs filter",
 }
 
