@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE ?= 1
 
 # Run again as an unprivileged user (the sandbox's rootless mode): every test of the sandbox.
 ROOTLESS_USER  ?= codal-rootless
-SANDBOX_TESTS  := tests/test_sandbox_hostile.py tests/test_sandbox_round2.py \
+SANDBOX_TESTS  := tests/test_sandbox_hostile.py tests/test_sandbox_round2.py tests/test_sandbox_round3.py \
   tests/test_sandbox_load.py tests/test_humaneval_fidelity.py tests/test_replay_canonical.py \
   tests/test_reliability.py::test_sandbox_child_sees_no_api_keys
 

@@ -26,6 +26,22 @@ def burn(n):
         pass
     return n * 2
 """
+# The same work done in a worker thread while the main thread waits for it (the wait that load
+# causes is read per thread: the worker's counts, not only the main thread's).
+HONEST_THREADED = (
+    HONEST_BURN.replace("def burn(n):", "def work(n, out):").replace(
+        "    return n * 2", "    out.append(n * 2)"
+    )
+    + """
+import threading
+def burn(n):
+    out = []
+    t = threading.Thread(target=work, args=(n, out))
+    t.start()
+    t.join()
+    return out[0]
+"""
+)
 BURN_PROBLEM = {
     "task_id": "Synthetic/burn", "entry_point": "burn", "atol": 0,
     "prompt": "def burn(n):\n", "canonical_solution": "    return n * 2\n",
@@ -72,6 +88,21 @@ def test_4_honest_answer_passes_among_30_host_hogs(checker: HumanEvalChecker) ->
     hogs = _hogs(30)
     try:
         res = checker.check_many([(BURN_PROBLEM, HONEST_BURN)] * 5, expected)
+    finally:
+        for h in hogs:
+            os.killpg(h.pid, signal.SIGKILL)
+            h.wait()
+    assert [r.status for r in res] == ["pass"] * 5, res
+
+
+@pytest.mark.slow
+def test_4_threaded_honest_answer_passes_among_30_host_hogs(checker: HumanEvalChecker) -> None:
+    expected = checker.prepare([BURN_PROBLEM])
+    alone = checker.check(BURN_PROBLEM, HONEST_THREADED, expected["Synthetic/burn"])
+    assert alone.status == "pass" and alone.cpu_s >= 4 * BURN, alone  # the work really ran
+    hogs = _hogs(30)
+    try:
+        res = checker.check_many([(BURN_PROBLEM, HONEST_THREADED)] * 5, expected)
     finally:
         for h in hogs:
             os.killpg(h.pid, signal.SIGKILL)

@@ -70,6 +70,9 @@ class SandboxLimits:
     memory_bytes: int = 4 << 30  # EvalPlus allows 4 GiB too, so honest verdicts agree
     file_size_bytes: int = 64 << 20  # also caps what the child can write to stdout/stderr
     tmp_size_bytes: int = 64 << 20
+    # Files and folders in the private /tmp: an empty file takes no data blocks but ~1 KB of
+    # kernel memory that no process owns (tmpfs's default is half of RAM's pages).
+    tmp_inodes: int = 4096
     open_files: int = 64
     processes: int = 32  # threads of an answer; processes only for `run(..., forks=n)`
 
@@ -192,6 +195,7 @@ class SandboxExecutor:
         config = {
             "outer_uid": 0 if self.rootless else -1,  # rootless: ours; root: fresh per answer
             "tmp_size": lim.tmp_size_bytes,
+            "tmp_inodes": lim.tmp_inodes,
             "memory": lim.memory_bytes,
             "file_size": lim.file_size_bytes,
             "open_files": lim.open_files,

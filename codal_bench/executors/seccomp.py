@@ -14,6 +14,9 @@ can see):
 * the kernel keyring (``keyctl``, ``add_key``, ``request_key``), ``ptrace`` and cross-process
   memory access, ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring``, every mount call,
   module, reboot, clock, swap, quota and accounting calls, ``pidfd_getfd``;
+* ``fallocate`` (it reserves disk blocks past the file-size limit: an inherited stderr file lives
+  on the host's disk) and inotify (watches are charged to the host user, whose quota an answer
+  could use up);
 * sockets of any family but ``AF_UNIX`` (no raw, packet or netlink sockets; the network
   namespace is empty anyway).
 
@@ -44,6 +47,7 @@ DENIED = """
     finit_module delete_module acct quotactl quotactl_fd syslog vhangup sethostname
     setdomainname settimeofday clock_settime clock_adjtime adjtimex iopl ioperm fanotify_init
     open_by_handle_at name_to_handle_at lookup_dcookie personality
+    fallocate inotify_init inotify_init1 inotify_add_watch
 """.split()
 NO_FORK = ["fork", "vfork"]
 

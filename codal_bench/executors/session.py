@@ -83,6 +83,7 @@ class Step:
     reply: bytes
     cpu_s: float
     wall_s: float
+    active_s: float = 0.0  # wall time the program was not waiting for a CPU (load-independent)
 
 
 @dataclass
@@ -127,8 +128,8 @@ class Session:
         if answer is None:
             self.alive = False
             return Step("exited", b"", 0.0, 0.0)
-        status, cpu, wall, reply = marshal.loads(answer)  # the supervisor is trusted
-        step = Step(_STATUS.get(status, "exited"), reply, float(cpu), float(wall))
+        status, cpu, wall, reply, active = marshal.loads(answer)  # the supervisor is trusted
+        step = Step(_STATUS.get(status, "exited"), reply, float(cpu), float(wall), float(active))
         if step.status != "ok":
             self.alive = False
         return step

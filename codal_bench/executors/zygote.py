@@ -7,14 +7,15 @@ Starting ``python3`` costs about 6 ms of CPU, more than most benchmark candidate
 sandbox per worker holds this trusted process (the "zygote"). Per request it forks a trusted
 **supervisor**, which enters a new pid namespace and forks the candidate into it as pid 1 (it
 sees no other process; killing it kills all it made, and nothing else). The candidate, still
-trusted code at first, takes new mount/network/IPC/UTS namespaces, mounts a size-capped ``/tmp``
-and a fresh ``/proc`` (``/proc/keys`` hidden), sets rlimits, joins a fresh anonymous session
-keyring, enters a fresh **user namespace** that the supervisor maps to a fresh uid (as root a
-random unprivileged host uid; rootless the user's own), starts its own session, drops every
-capability, sets no_new_privs, installs the seccomp filter, and runs the program. The supervisor
-enforces the limits from outside: it reads the candidate's CPU clock and run-queue wait
-(``/proc/PID/schedstat``) and kills it when a step uses more CPU than allowed, or spends longer
-than allowed *not* waiting for a CPU (a busy machine cannot turn CPU limits into timeouts).
+trusted code at first, takes new mount/network/IPC/UTS namespaces, mounts a ``/tmp`` capped in
+size and in files and a fresh ``/proc`` (``/proc/keys`` hidden), sets rlimits, joins a fresh
+anonymous session keyring, enters a fresh **user namespace** that the supervisor maps to a fresh
+uid (as root a random unprivileged host uid; rootless the user's own), starts its own session,
+drops every capability, sets no_new_privs, installs the seccomp filter, and runs the program. The
+supervisor enforces the limits from outside: it reads the candidate's CPU clock and its threads'
+run-queue waits (``/proc/PID/task/*/schedstat``) and kills it when a step uses more CPU than
+allowed, or spends longer than allowed *not* waiting for a CPU (a busy machine cannot turn CPU
+limits into timeouts).
 
 Control socket (descriptor in ``argv[1]``; the parent is trusted): a request is marshal bytes
 ``(key, mode, cpu, wall, forks)`` with descriptors. ``"run"`` passes stdin, stdout, stderr and
@@ -22,7 +23,8 @@ the program's source; the candidate runs once under ``cpu``/``wall``. ``"session
 stderr, the source and a stream socket: the parent sends steps ``[len][marshal (payload, cpu,
 wall, cap)]``; the supervisor writes ``[len][payload]`` to the candidate's stdin (a pipe), reads
 one reply frame ``[len][bytes]`` (at most ``cap`` bytes) from its stdout and answers ``[len]
-[marshal (status, cpu, wall, reply)]``: 0 ok, 1 CPU limit, 2 wall limit, 3 exited, 4 too large.
+[marshal (status, cpu, wall, reply, active)]`` (``active``: wall time off the run queue), status
+0 ok, 1 CPU limit, 2 wall limit, 3 exited, 4 too large.
 Once the candidate's namespaces are gone the zygote replies ``marshal.dumps((exit_code,
 cpu_seconds, setup_failed, why))``, ``why`` one of "", "cpu", "wall", "exited".
 """
@@ -118,7 +120,8 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
         "/tmp",
         "tmpfs",
         MS_NOSUID | MS_NODEV,
-        "size=%d,mode=0700,uid=%d,gid=%d" % (config["tmp_size"], outer, outer),
+        "size=%d,nr_inodes=%d,mode=0700,uid=%d,gid=%d"
+        % (config["tmp_size"], config["tmp_inodes"], outer, outer),
     )
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for hidden in ("/proc/keys", "/proc/key-users"):  # rootless, the harness's keys share our uid
@@ -208,8 +211,9 @@ class _Meter:
 
     def __init__(self, pid):
         self.clock = (~pid << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
-        self.sched = "/proc/%d/schedstat" % pid
+        self.tasks = "/proc/%d/task" % pid
         self.last = 0.0
+        self.seen = {}  # thread id -> its run-queue wait when last read (an ended thread's stays)
 
     def cpu(self):
         try:
@@ -218,15 +222,32 @@ class _Meter:
             pass
         return self.last
 
-    def waited(self):
+    def _read_waits(self):
         try:
-            with open(self.sched, "rb") as f:
-                return int(f.read().split()[1]) / 1e9
-        except (OSError, ValueError, IndexError):
-            return 0.0
+            tids = os.listdir(self.tasks)
+        except OSError:
+            return
+        for tid in tids[:256]:
+            try:
+                with open("%s/%s/schedstat" % (self.tasks, tid), "rb") as f:
+                    self.seen[tid] = int(f.read().split()[1]) / 1e9
+            except (OSError, ValueError, IndexError):
+                pass
+
+    def waited(self):
+        """Run-queue wait since `start`, summed over threads (the answer's work may sit in worker
+        threads, one after another, while the main thread blocks on them), at most the time
+        elapsed. Threads waiting at the same time overstate it; they also burn the CPU limit
+        whenever they run, which bounds what an answer can gain that way."""
+        self._read_waits()
+        total = sum(w - self.base.get(t, 0.0) for t, w in self.seen.items())
+        return min(max(total, 0.0), time.monotonic() - self.t0)
 
     def start(self, cpu_limit, wall_limit):
-        self.c0, self.t0, self.w0 = self.cpu(), time.monotonic(), self.waited()
+        self.seen = {}
+        self._read_waits()
+        self.base = dict(self.seen)
+        self.c0, self.t0 = self.cpu(), time.monotonic()
         self.cpu_limit, self.wall_limit = cpu_limit, wall_limit
 
     def check(self):
@@ -238,7 +259,7 @@ class _Meter:
         elapsed = time.monotonic() - self.t0
         left = self.wall_limit - elapsed
         if left < 0:
-            left = self.wall_limit - (elapsed - (self.waited() - self.w0))
+            left = self.wall_limit - (elapsed - self.waited())
             if left < 0:
                 return WALL, used, 0.0
         return None, used, min(self.cpu_limit - used, left, 0.1) + 0.001
@@ -372,11 +393,12 @@ def _session(meter, pidfd, ctl, to_child, from_child):
                 break
         used = meter.cpu() - meter.c0
         elapsed = time.monotonic() - meter.t0
+        active = max(used, elapsed - meter.waited())  # off the run queue: load does not count
         reply = b""
         if status == OK:
             reply = pending[4 : 4 + need]
             pending = pending[4 + need :]
-        answer = marshal.dumps((status, used, elapsed, reply))
+        answer = marshal.dumps((status, used, elapsed, reply, active))
         os.write(ctl, struct.pack("<I", len(answer)) + answer)
         if status != OK:
             return b"c" if status == CPU else b"w" if status == WALL else b"x"

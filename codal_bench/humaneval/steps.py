@@ -97,10 +97,12 @@ class AnswerRun:
         if self._load is not None:
             return None
         ck = self.checker
-        total = ck.min_time_limit + 2 * ck.max_group_cpu_s + 2.0
+        # Loading runs the module's top-level code, which EvalPlus times only against the
+        # whole task's limit: the same allowance here, the base group's budget.
+        lim = self._budget("base")
+        total = lim + 2 * ck.max_group_cpu_s + 2.0
         self._session = ck.executor.session(CHILD_SOURCE, total, 3 * total + 5)
         head = ("L", self.code, self.problem["entry_point"], self.expected.mode)
-        lim = ck.min_time_limit
         st = self._session.step(marshal.dumps(head, 4), lim, 3 * lim + 1, 4096)
         self.cpu_s += st.cpu_s
         self.wall_s += st.wall_s
@@ -118,14 +120,20 @@ class AnswerRun:
                 self._load = ("fail", why)
         return None if self._load is not None else self._session
 
+    def _budget(self, g: str) -> float:
+        """A group's whole allowance, as EvalPlus gives a task: its limits summed, at most the
+        cap, plus one second. It bounds CPU and also time off the run queue (sleeping)."""
+        limits = self.checker.limits(self.expected, g)
+        return float(min(self.checker.max_group_cpu_s, sum(limits)) + 1.0)
+
     def verdict(self, g: str) -> tuple[str, dict[str, Any] | None]:
         inputs = self.problem[f"{g}_input"]
         limits = self.checker.limits(self.expected, g)
-        budget = min(self.checker.max_group_cpu_s, sum(limits)) + 1.0
+        budget = self._budget(g)
         starts = plan(self.expected.times[g], limits) + [len(inputs)]
         ends = dict(zip(starts, starts[1:], strict=False))
         outs: list[Any] = []
-        i, single_until, spent = 0, 0, 0.0
+        i, single_until, spent, active = 0, 0, 0.0, 0.0
 
         def failed(status: str, index: int, reason: str) -> tuple[str, dict[str, Any]]:
             first = {"group": g, "index": index, "reason": reason}
@@ -141,19 +149,23 @@ class AnswerRun:
             j = i + 1 if i < single_until else ends.get(i, i + 1)
             low = min(limits[i:j])
             cpu = min(low, budget - spent)
-            if cpu <= 0:
-                return failed("timeout", i, "group CPU budget")
+            wall = min(3 * low + 1, budget - active)
+            if cpu <= 0 or wall <= 0:
+                return failed("timeout", i, "group time budget")
             payload = self.checker.batch(self.problem, g, i, j)
-            st = sess.step(payload, cpu, 3 * cpu + 1, self._cap(g, i, j))
+            st = sess.step(payload, cpu, wall, self._cap(g, i, j))
             self.wall_s += st.wall_s
             if st.status in ("cpu", "wall"):
-                if j - i == 1 or cpu < low:
+                # over the group's allowance (not this batch's own limit): no re-run can pass
+                short = cpu < low if st.status == "cpu" else wall < 3 * low + 1
+                if j - i == 1 or short:
                     self.cpu_s += st.cpu_s
                     return failed("timeout", i, "time limit")
                 single_until = j  # which input? each alone, against its own limit
                 continue
             self.cpu_s += st.cpu_s
             spent += st.cpu_s
+            active += st.active_s
             if st.status != "ok":
                 return failed("fail", i, _WHY.get(st.status, st.status))
             try:

@@ -1,0 +1,142 @@
+"""The second red-team pass against the round-2 sandbox: one test per way it got through.
+
+Run as root by `make test` and again as an unprivileged user (`make test-rootless`).
+1. `fallocate` on an inherited descriptor reserved host disk past the file-size limit;
+2. empty files in the private /tmp held kernel memory that no size limit counts;
+3. inotify watches used up the host user's quota (rootless);
+4. an answer sleeping in every call held its worker for the sum of per-input wall limits;
+5. an honest answer with slow top-level code was failed at load (EvalPlus allows the task's time);
+6. an honest answer doing its work in a thread timed out under load.
+(6 is in test_sandbox_load.py, with the other load tests.)
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
+from codal_bench.humaneval.checker import Expected, HumanEvalChecker
+from tests.sandbox_helpers import leftovers, problem
+
+HONEST = "def add(x, y):\n    return x + y\n"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HumanEvalChecker, Any, Any]]:
+    executor = SandboxExecutor(SandboxLimits(memory_bytes=1 << 30))
+    executor.check()  # no sandbox here: fail loudly, never skip
+    checker = HumanEvalChecker(
+        executor=executor,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        min_time_limit=0.5,
+        max_group_cpu_s=2.0,
+        progress=False,
+    )
+    add = problem("HumanEval/53")
+    expected: Expected = checker.prepare([add])[add["task_id"]]
+    yield checker, add, expected
+    executor.close()
+
+
+def _probe(env: Any, body: str) -> dict[str, Any]:
+    program = "import ctypes, errno, json, os\nr = {}\n" + textwrap.dedent(body)
+    program += "\nprint(json.dumps(r))\n"
+    res = env[0].executor.run(program, b"", 10, 30)
+    assert res.status == "ok" and res.outputs, res
+    out: dict[str, Any] = res.outputs[-1]
+    return out
+
+
+def test_1_fallocate_is_refused(env: Any) -> None:
+    r = _probe(env, """
+        libc = ctypes.CDLL(None, use_errno=True)
+        for fd in (1, 2):  # the inherited output files
+            rc = libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(1 << 30))  # KEEP_SIZE
+            r[str(fd)] = [rc, ctypes.get_errno(), os.fstat(fd).st_blocks]
+    """)  # fmt: skip
+    for fd in ("1", "2"):
+        rc, err, blocks = r[fd]
+        assert rc == -1 and err == 1 and blocks < 1024, r  # EPERM, nothing reserved
+
+
+def test_2_private_tmp_holds_a_bounded_number_of_files(env: Any) -> None:
+    r = _probe(env, """
+        r["f_files"] = os.statvfs("/tmp").f_files
+        n = 0
+        try:
+            for n in range(100000):
+                os.close(os.open("/tmp/f%d" % n, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as e:
+            r["stopped"] = e.errno
+        r["made"] = n
+    """)  # fmt: skip
+    assert r["f_files"] <= SandboxLimits().tmp_inodes, r
+    assert r["stopped"] == 28 and r["made"] < SandboxLimits().tmp_inodes, r  # ENOSPC
+    # and the next answer starts with an empty /tmp again
+    assert _probe(env, 'r["left"] = os.listdir("/tmp")') == {"left": []}
+
+
+def test_3_inotify_is_refused(env: Any) -> None:
+    r = _probe(env, """
+        libc = ctypes.CDLL(None, use_errno=True)
+        r["init1"] = [libc.inotify_init1(0), ctypes.get_errno()]
+        r["init"] = [libc.inotify_init(), ctypes.get_errno()]
+    """)  # fmt: skip
+    assert r == {"init1": [-1, 1], "init": [-1, 1]}, r
+
+
+SLEEPER = """
+import time
+def add(x, y):
+    time.sleep(1.2)  # under each input's 2.5 s wall limit, far over the group's allowance
+    return x + y
+"""
+
+
+def test_4_sleeping_in_every_call_ends_at_the_groups_allowance(env: Any) -> None:
+    checker, add, expected = env
+    t0 = time.monotonic()
+    res = checker.check(add, SLEEPER, expected)
+    took = time.monotonic() - t0
+    # 105 base inputs x 1.2 s would be two minutes; the group's allowance is its CPU budget
+    # (min(2.0, summed limits) + 1 s) of time off the run queue, as EvalPlus caps a task
+    assert res.status == "timeout", res
+    assert took < 20, took
+    assert leftovers(checker.executor) == []
+    assert checker.check(add, HONEST, expected).status == "pass"
+
+
+SLOW_TOP = """
+import time
+_t = time.process_time()
+while time.process_time() - _t < 1.0:  # twice the per-input limit, within the task's time
+    pass
+def add(x, y):
+    return x + y
+"""
+
+
+def test_5_slow_top_level_code_of_an_honest_answer_passes(env: Any) -> None:
+    checker, add, expected = env
+    res = checker.check(add, SLOW_TOP, expected)
+    assert res.status == "pass" and res.cpu_s >= 1.0, res
+
+
+def test_5_top_level_code_still_has_a_limit(env: Any) -> None:
+    checker, add, expected = env
+    forever = "while True:\n    pass\n" + HONEST
+    res = checker.check(add, forever, expected)
+    assert res.status == "timeout" and res.first_failed is not None, res
+    assert res.first_failed["reason"] == "load timeout"
+    assert leftovers(checker.executor) == []
+
+
+def test_the_file_limit_is_part_of_the_executors_identity() -> None:
+    """The limits above are the executor's defaults, recorded in its identity (comparability)."""
+    ident = SandboxExecutor().identity()
+    assert ident["limits"]["tmp_inodes"] == SandboxLimits().tmp_inodes
