@@ -96,13 +96,17 @@ def test_4_honest_answer_passes_among_30_host_hogs(checker: HumanEvalChecker) ->
 
 
 @pytest.mark.slow
-def test_4_threaded_honest_answer_passes_among_30_host_hogs(checker: HumanEvalChecker) -> None:
+@pytest.mark.parametrize("burn", [BURN, 0.04])  # 0.04: two inputs' threads fit one batch's limit
+def test_4_threaded_honest_answer_passes_among_30_host_hogs(
+    checker: HumanEvalChecker, burn: float
+) -> None:
+    answer = HONEST_THREADED.replace(str(BURN), str(burn))
     expected = checker.prepare([BURN_PROBLEM])
-    alone = checker.check(BURN_PROBLEM, HONEST_THREADED, expected["Synthetic/burn"])
-    assert alone.status == "pass" and alone.cpu_s >= 4 * BURN, alone  # the work really ran
+    alone = checker.check(BURN_PROBLEM, answer, expected["Synthetic/burn"])
+    assert alone.status == "pass" and alone.cpu_s >= 4 * burn, alone  # the work really ran
     hogs = _hogs(30)
     try:
-        res = checker.check_many([(BURN_PROBLEM, HONEST_THREADED)] * 5, expected)
+        res = checker.check_many([(BURN_PROBLEM, answer)] * 5, expected)
     finally:
         for h in hogs:
             os.killpg(h.pid, signal.SIGKILL)

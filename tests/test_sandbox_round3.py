@@ -54,14 +54,33 @@ def _probe(env: Any, body: str) -> dict[str, Any]:
 
 def test_1_fallocate_is_refused(env: Any) -> None:
     r = _probe(env, """
+        import struct
         libc = ctypes.CDLL(None, use_errno=True)
         for fd in (1, 2):  # the inherited output files
             rc = libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(1 << 30))  # KEEP_SIZE
             r[str(fd)] = [rc, ctypes.get_errno(), os.fstat(fd).st_blocks]
+            # the ioctls that reserve blocks the same way (struct space_resv: whence, start, len),
+            # also with high bits set in the request (the kernel reads 32 bits of it)
+            resv = ctypes.create_string_buffer(struct.pack("<hhqq4i", 0, 0, 0, 1 << 30, 0, 0, 0, 0))
+            for req in (0x40305828, 0x4030582A, 0x40305839, 0xFFFFFFFF40305828):
+                rc = libc.ioctl(fd, ctypes.c_ulong(req), resv)
+                r["%d-%x" % (fd, req)] = [rc, ctypes.get_errno(), os.fstat(fd).st_blocks]
     """)  # fmt: skip
-    for fd in ("1", "2"):
-        rc, err, blocks = r[fd]
-        assert rc == -1 and err == 1 and blocks < 1024, r  # EPERM, nothing reserved
+    assert len(r) == 10, r
+    for key, (rc, err, blocks) in r.items():
+        assert rc == -1 and err == 1 and blocks < 1024, (key, r)  # EPERM, nothing reserved
+
+
+def test_1_scheduling_priority_cannot_be_lowered(env: Any) -> None:
+    r = _probe(env, """
+        r["nice"] = [ctypes.CDLL(None, use_errno=True).setpriority(0, 0, 19), ctypes.get_errno()]
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            r["idle"] = "set"
+        except OSError as e:
+            r["idle"] = e.errno
+    """)  # fmt: skip
+    assert r == {"nice": [-1, 1], "idle": 1}, r
 
 
 def test_2_private_tmp_holds_a_bounded_number_of_files(env: Any) -> None:
@@ -125,6 +144,15 @@ def test_5_slow_top_level_code_of_an_honest_answer_passes(env: Any) -> None:
     checker, add, expected = env
     res = checker.check(add, SLOW_TOP, expected)
     assert res.status == "pass" and res.cpu_s >= 1.0, res
+
+
+def test_5_top_level_sleep_is_charged_to_the_group(env: Any) -> None:
+    checker, add, expected = env
+    t0 = time.monotonic()
+    res = checker.check(add, "import time\ntime.sleep(8)\n" + HONEST, expected)
+    assert res.status == "timeout", res  # the group's allowance is 3 s
+    assert time.monotonic() - t0 < 7.5  # ended by the allowance, not by the sleep
+    assert leftovers(checker.executor) == []
 
 
 def test_5_top_level_code_still_has_a_limit(env: Any) -> None:

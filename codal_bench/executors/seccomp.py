@@ -14,9 +14,11 @@ can see):
 * the kernel keyring (``keyctl``, ``add_key``, ``request_key``), ``ptrace`` and cross-process
   memory access, ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring``, every mount call,
   module, reboot, clock, swap, quota and accounting calls, ``pidfd_getfd``;
-* ``fallocate`` (it reserves disk blocks past the file-size limit: an inherited stderr file lives
-  on the host's disk) and inotify (watches are charged to the host user, whose quota an answer
-  could use up);
+* ``fallocate`` and the ioctls that do the same (they reserve disk blocks past the file-size
+  limit: an inherited stderr file lives on the host's disk), inotify (watches are charged to the
+  host user, whose quota an answer could use up), and lowering a thread's scheduling priority
+  (a thread that waits for a CPU at the lowest priority would make the answer look waiting,
+  not sleeping, while costing it almost no CPU);
 * sockets of any family but ``AF_UNIX`` (no raw, packet or netlink sockets; the network
   namespace is empty anyway).
 
@@ -48,7 +50,11 @@ DENIED = """
     setdomainname settimeofday clock_settime clock_adjtime adjtimex iopl ioperm fanotify_init
     open_by_handle_at name_to_handle_at lookup_dcookie personality
     fallocate inotify_init inotify_init1 inotify_add_watch
+    setpriority sched_setscheduler sched_setattr sched_setparam
 """.split()
+# ioctl requests that reserve or zero disk blocks like fallocate (FS_IOC_RESVSP, _RESVSP64,
+# _ZERO_RANGE); the kernel reads the request as 32 bits, so compare only those.
+IOCTL_DENIED = (0x40305828, 0x4030582A, 0x40305839)
 NO_FORK = ["fork", "vfork"]
 
 
@@ -79,6 +85,8 @@ def compile_filter(forks: bool) -> bytes:
     if not forks:
         f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
     f.add_rule(eperm, "socket", sc.Arg(0, sc.NE, AF_UNIX))
+    for request in IOCTL_DENIED:
+        f.add_rule(eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     with tempfile.TemporaryFile() as out:
         f.export_bpf(out)
         out.flush()

@@ -257,12 +257,12 @@ class _Meter:
         if used > self.cpu_limit:
             return CPU, used, 0.0
         elapsed = time.monotonic() - self.t0
-        left = self.wall_limit - elapsed
+        # Every tick: a thread's wait vanishes with it, so read threads while they live.
+        left = self.wall_limit - (elapsed - self.waited())
         if left < 0:
-            left = self.wall_limit - (elapsed - self.waited())
-            if left < 0:
-                return WALL, used, 0.0
-        return None, used, min(self.cpu_limit - used, left, 0.1) + 0.001
+            return WALL, used, 0.0
+        tick = 0.1 if len(self.seen) <= 1 else 0.02
+        return None, used, min(self.cpu_limit - used, left, tick) + 0.001
 
 
 def _supervise(config, req, code, fds, status_w):

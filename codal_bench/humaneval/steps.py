@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from codal_bench.executors.session import Session
+from codal_bench.executors.session import Session, Step
 from codal_bench.humaneval.compare import Undecodable, decode, match_values
 from codal_bench.humaneval.expected import CHILD_SOURCE, Expected
 
@@ -80,7 +80,8 @@ class AnswerRun:
     wall_s: float = 0.0
     tails: list[str] = field(default_factory=list)
     _session: Session | None = None
-    _load: tuple[str, str] | None = None  # a failure to load: (status, reason)
+    _load: tuple[str, str] | None = None  # a failure to load, for every group: (status, reason)
+    _failed_load: tuple[str, str] | None = None  # the last failure to load
 
     def close(self) -> None:
         if self._session is not None:
@@ -89,27 +90,29 @@ class AnswerRun:
                 self.tails.append(end.stderr_tail)
             self._session = None
 
-    def _live(self) -> Session | None:
-        """A session with the answer loaded, or None when loading failed (see `_load`)."""
+    def _live(self, cpu_left: float, active_left: float) -> tuple[Session | None, Step | None]:
+        """A session with the answer loaded (None when loading failed, see `_load`), and the
+        load step if one ran now: loading runs the module's top-level code, which EvalPlus
+        times only against the whole task's limit, so it is charged to the group's allowance
+        (`cpu_left`, `active_left`: what the group has left)."""
         if self._session is not None and self._session.alive:
-            return self._session
+            return self._session, None
         self.close()
         if self._load is not None:
-            return None
+            return None, None
         ck = self.checker
-        # Loading runs the module's top-level code, which EvalPlus times only against the
-        # whole task's limit: the same allowance here, the base group's budget.
-        lim = self._budget("base")
+        lim, wall = max(cpu_left, 0.0), max(active_left, 0.0)
         total = lim + 2 * ck.max_group_cpu_s + 2.0
         self._session = ck.executor.session(CHILD_SOURCE, total, 3 * total + 5)
         head = ("L", self.code, self.problem["entry_point"], self.expected.mode)
-        st = self._session.step(marshal.dumps(head, 4), lim, 3 * lim + 1, 4096)
+        st = self._session.step(marshal.dumps(head, 4), lim, wall, 4096)
         self.cpu_s += st.cpu_s
         self.wall_s += st.wall_s
+        load: tuple[str, str] | None = None
         if st.status in ("cpu", "wall"):
-            self._load = ("timeout", "load timeout")
+            load = ("timeout", "load timeout")
         elif st.status != "ok":
-            self._load = ("fail", _WHY.get(st.status, st.status) + " while loading")
+            load = ("fail", _WHY.get(st.status, st.status) + " while loading")
         else:
             try:
                 recs = records(st.reply)
@@ -117,8 +120,16 @@ class AnswerRun:
                 recs = [(b"X", str(e).encode())]
             if recs != [(b"O", b"")]:
                 why = _text(recs[0][1]) if recs and recs[0][0] == b"X" else "malformed reply"
-                self._load = ("fail", why)
-        return None if self._load is not None else self._session
+                load = ("fail", why)
+        if load is None:
+            return self._session, st
+        self.close()
+        # A failure to load is the answer's for good, except a timeout on what was left of a
+        # group's allowance: the next group starts with a whole one.
+        if load[0] != "timeout" or lim >= self._budget("base") and lim >= self._budget("plus"):
+            self._load = load
+        self._failed_load = load
+        return None, st
 
     def _budget(self, g: str) -> float:
         """A group's whole allowance, as EvalPlus gives a task: its limits summed, at most the
@@ -142,10 +153,13 @@ class AnswerRun:
             return status, first
 
         while i < len(inputs):
-            sess = self._live()
+            sess, loaded = self._live(budget - spent, budget - active)
+            if loaded is not None:
+                spent += loaded.cpu_s
+                active += loaded.active_s
             if sess is None:
-                status, why = self._load or ("fail", "")
-                return failed(status, 0, why)
+                status, why = self._load or self._failed_load or ("fail", "")
+                return failed(status, i, why)
             j = i + 1 if i < single_until else ends.get(i, i + 1)
             low = min(limits[i:j])
             cpu = min(low, budget - spent)
