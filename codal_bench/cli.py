@@ -52,7 +52,9 @@ Environment:
                            %s
   CODAL_BENCH_DATA         local CODAL-Bench data file (offline)
   HUMANEVAL_OVERRIDE_PATH  local HumanEval+ data file (offline)
+  CODAL_BENCH_REVISION     dataset revision to read (or that a local copy is of)
   CODAL_BENCH_UPSTREAM     the paper's prompt files
+  CODAL_BENCH_PUBLISHED    published reference rows for the leaderboard (a YAML file)
   OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENAI_BASE_URL, ANTHROPIC_BASE_URL
 """
 

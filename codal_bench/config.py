@@ -16,12 +16,22 @@ from typing import Any
 from .types import BadFlag
 
 CONFIG_VERSION = 2
-SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+SECRET_WORDS = (
+    "key", "token", "secret", "passw", "auth", "bearer", "credential", "header", "cookie",
+)  # fmt: skip
+
+
+def is_secret(name: str) -> bool:
+    """Whether an option of this name may hold a credential (`max_tokens` is a count)."""
+    low = name.lower().lstrip("-").replace("-", "_")
+    if low.endswith("tokens"):
+        return False
+    return any(w in low for w in SECRET_WORDS)
 
 
 def public(options: dict[str, Any]) -> dict[str, Any]:
     """Options safe to store or print: anything that looks like a credential is dropped."""
-    return {k: v for k, v in options.items() if not any(w in k.lower() for w in SECRET_WORDS)}
+    return {k: v for k, v in options.items() if not is_secret(k)}
 
 
 def backend_options(

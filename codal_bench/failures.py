@@ -129,12 +129,12 @@ def redact(text: str) -> str:
     import os
     import re
 
-    from .config import SECRET_WORDS
+    from .config import is_secret
 
     secrets = set(_SECRETS)
     secrets.update(
         v for k, v in os.environ.items()
-        if len(v) >= 8 and any(w in k.lower() for w in SECRET_WORDS)
+        if len(v) >= 8 and is_secret(k)
     )  # fmt: skip
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")

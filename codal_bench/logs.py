@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -62,28 +63,26 @@ def _open_log(path: Path) -> TextIO:
 
 def redacted(argv: list[str]) -> list[str]:
     """The command line with credential values masked: `-M api_key=sk-…` is a common way to pass a
-    key, and the log outlives the command (it is attached to bug reports)."""
-    from .config import SECRET_WORDS
-
-    def secret(name: str) -> bool:
-        return any(w in name.lower() for w in SECRET_WORDS)
+    key, and the log outlives the command (it is attached to bug reports). Also masked: the user
+    and password part of a URL, and the values of its query string."""
+    from .config import is_secret
 
     out: list[str] = []
     hide_next = False
     for arg in argv:
+        name, eq, _ = arg.partition("=")
         if hide_next:
             out.append("***")
             hide_next = False
-        elif arg.startswith("-") and "=" in arg and secret(arg.split("=", 1)[0]):
-            out.append(arg.split("=", 1)[0] + "=***")  # --api-key=…
-        elif arg.startswith("-"):
-            out.append(arg)
-            hide_next = secret(arg)  # --api-key …
-        elif "=" in arg and secret(arg.split("=", 1)[0]):
-            out.append(arg.split("=", 1)[0] + "=***")  # -M api_key=…
+        elif eq and is_secret(name):
+            out.append(name + "=***")  # --api-key=…, -M api_key=…
         else:
-            out.append(arg)
+            out.append(_URL_SECRETS.sub(lambda m: m.group(1) + "***", arg))
+            hide_next = arg.startswith("-") and not eq and is_secret(arg)  # --api-key …
     return out
+
+
+_URL_SECRETS = re.compile(r"((?:\w+://)|[?&][^=&\s]+=)((?<=://)[^/@\s]+(?=@)|(?<==)[^&\s#]+)")
 
 
 @contextmanager

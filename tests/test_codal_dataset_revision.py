@@ -26,9 +26,9 @@ class FakeBuilder:
         self.asked.append(revision)
         if revision == "no-such-revision":
             raise FileNotFoundError(revision)
-        self.hash = (
-            revision if revision and len(revision) == 40 else "f" * 40
-        )  # the resolved commit
+        # the commit it resolved to; "d" * 40 stands for an offline fallback to another copy
+        exact = revision is not None and len(revision) == 40 and revision != "d" * 40
+        self.hash = revision if exact else "f" * 40
 
     def download_and_prepare(self) -> None:
         pass
@@ -54,8 +54,14 @@ def test_the_resolved_commit_is_recorded_and_keys_the_comparison(hub: type[FakeB
     task.load()
     assert hub.asked == [None]  # newest
     want = {"repo": "coseal/codal-bench", "split": "test"}
-    assert task.describe()["dataset"] == {**want, "revision": "f" * 40, "revision_from": "datasets"}
-    assert CodalScoring().comparable({"data": task.describe()}) == {"dataset_revision": "f" * 40}
+    assert task.describe()["dataset"] == {
+        **want,
+        "revision": "f" * 40,
+        "revision_from": "datasets",
+        "requested": None,
+    }
+    # not in the comparability key (the data's hash is): runs of the same data stay comparable
+    assert CodalScoring().comparable({"data": task.describe()}) == {}
 
 
 def test_a_pinned_revision_is_asked_for(
@@ -67,6 +73,9 @@ def test_a_pinned_revision_is_asked_for(
     assert hub.asked == ["a" * 40, "b" * 40]
     with pytest.raises(UsageError, match="no-such-revision"):
         CodalBenchTask(principles="codal-eval", data_revision="no-such-revision").load()
+    # a commit asked for but another one read (datasets' offline fallback) is refused
+    with pytest.raises(UsageError, match="asked for commit d{40}, but `datasets` read f{40}"):
+        CodalBenchTask(principles="codal-eval", data_revision="d" * 40).load()
 
 
 def test_a_local_copy_records_the_declared_revision_or_none(
@@ -81,5 +90,4 @@ def test_a_local_copy_records_the_declared_revision_or_none(
     plain = CodalBenchTask(principles="codal-eval")
     plain.load(str(data))
     assert plain.describe()["dataset"]["revision"] is None
-    assert CodalScoring().comparable({"data": plain.describe()}) == {}  # old keys unchanged
     assert hub.asked == []  # a local file never downloads

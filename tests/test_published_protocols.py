@@ -69,7 +69,8 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     # The published file as shipped, with the item pin of the right file filled in.
     published = load_published()
     found = pin(REVISION, str(right))
-    assert found["n_items"] == 500 and found["task.dataset_revision"] == REVISION
+    assert found.pop("read from").endswith("(revision declared)")
+    assert found["n_items"] == 500 and found["dataset.revision"] == REVISION
     published["protocols"]["codal-paper"]["require"].update(found)
     pinned = d / "published.yaml"
     pinned.write_text(yaml.safe_dump(published), encoding="utf-8")
@@ -111,4 +112,4 @@ def test_with_the_pin_unrecorded_no_run_gets_them_and_the_panel_says_why(
     (panel,) = [t for t in lb.tables if t.id == "pub-gpt4-judge-gpt4-ref"]
     assert panel.published_only and "unranked" in panel.title
     assert "items" in panel.meta["not_beside_runs_because"]
-    assert "task.dataset_revision" in panel.meta["not_beside_runs_because"]
+    assert "dataset.revision" in panel.meta["not_beside_runs_because"]

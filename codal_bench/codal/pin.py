@@ -11,20 +11,32 @@ taken from) and prints the two values a maintainer records there:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..types import UsageError, content_hash
 from .task import CodalBenchTask
 
+_ENV = ("CODAL_BENCH_DATA", "CODAL_BENCH_REVISION")
+
 
 def pin(revision: str | None = None, data: str | None = None) -> dict[str, object]:
-    """The dataset revision, item count and item-set hash, as a run's comparability key has them."""
-    task = CodalBenchTask(principles="codal-eval", data_revision=revision)
-    items = sorted(s.item_id for s in task.load(data))
+    """The dataset revision, item count and item-set hash, as runs record them. Only the flags
+    count here (not $CODAL_BENCH_DATA or $CODAL_BENCH_REVISION, which `make` exports): a pin
+    read off the wrong copy would hold every run to it."""
+    if data and not revision:
+        raise UsageError("--data needs --revision: the commit the local copy was taken from")
+    hidden = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
+    try:
+        task = CodalBenchTask(principles="codal-eval", data_revision=revision)
+        items = sorted(s.item_id for s in task.load(data))
+    finally:
+        os.environ.update(hidden)
     return {
-        "task.dataset_revision": task.dataset.get("revision"),
+        "dataset.revision": task.dataset.get("revision"),
         "n_items": len(items),
         "items": content_hash(items),
+        "read from": f"{task.source} (revision {task.dataset.get('revision_from')})",
     }
 
 
@@ -39,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 4
     for k, v in found.items():
-        print(f"      {k}: {v}")
+        print(f"      {k}: {v}" if k != "read from" else f"      # read from {v}")
     if found["n_items"] != 500:
         print(f"warning: {found['n_items']} items, not the paper's 500", file=sys.stderr)
     return 0

@@ -20,12 +20,6 @@ class CodalScoring(BaseScoring):
             out.append(mean_of_means(AVERAGE, [by_pref[p] for p in PREFERENCES]))
         return out
 
-    def comparable(self, task_config: dict[str, Any]) -> dict[str, Any]:
-        """The dataset revision, when one was resolved or declared: the published rows are tied
-        to a pinned revision of the Hub dataset (unpinned runs keep their old keys)."""
-        dataset = (task_config.get("data") or {}).get("dataset") or {}
-        return {"dataset_revision": dataset["revision"]} if dataset.get("revision") else {}
-
     def describe_item(self, rows: Sequence[Row]) -> str:
         for r in rows:
             if r.get("gen_error"):

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
 def _download(
     repo: str, split: str, revision: str | None, src: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], str]:
@@ -127,7 +131,14 @@ def _download(
             f"offline, point --data or ${src.get('env', 'CODAL_BENCH_DATA')} at a local "
             "parquet/jsonl copy"
         ) from exc
-    return [dict(r) for r in ds], str(builder.hash)
+    resolved = str(builder.hash)
+    if revision and _COMMIT.fullmatch(revision) and resolved != revision:
+        # offline, `datasets` falls back to whatever copy it cached last, whatever was asked
+        raise UsageError(
+            f"{repo}: asked for commit {revision}, but `datasets` read {resolved} (an older "
+            "cached copy? offline?); connect, or give a local copy with --data"
+        )
+    return [dict(r) for r in ds], resolved
 
 
 class CodalBenchTask:
@@ -223,6 +234,7 @@ class CodalBenchTask:
             "split": src["split"],
             "revision": resolved,
             "revision_from": "datasets",
+            "requested": revision,
         }
         return rows
 

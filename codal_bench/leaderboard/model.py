@@ -129,19 +129,29 @@ def _fits(want: Any, got: Any) -> bool:
     return bool(got == want)
 
 
-def unmet(entry: dict[str, Any], key: dict[str, Any], protocols: dict[str, Any]) -> list[str]:
+def unmet(
+    entry: dict[str, Any],
+    key: dict[str, Any],
+    protocols: dict[str, Any],
+    revision: str | None = None,
+) -> list[str]:
     """The settings in which a table differs from what a published entry requires (empty: the
-    entry's rows may stand beside the table's runs). A required value left unrecorded (null)
-    is never met: a pin nobody wrote down cannot be checked."""
+    entry's rows may stand beside the table's runs). `revision` is the dataset revision every
+    run of the table read (None if unknown or not the same for all), matched as
+    `dataset.revision`; it is not part of the comparability key (the data's hash is), so that
+    runs of the same data stay comparable whatever commit they were read at. A required value
+    left unrecorded (null) is never met: a pin nobody wrote down cannot be checked."""
     if entry.get("task") != key["task"]:
         return ["task"]
-    facts = comparable.flat(key, whole=())
+    facts = {**comparable.flat(key, whole=()), "dataset.revision": revision}
     out = [n for n, want in (entry.get("match") or {}).items() if not _fits(want, facts.get(n))]
     name = entry.get("protocol")
     if name is not None:
         proto = protocols.get(str(name))
         if not isinstance(proto, dict):
             return [*out, f"protocol {name!r} (not defined)"]
+        if proto.get("task", entry.get("task")) != entry.get("task"):
+            return [*out, f"protocol {name!r} (for task {proto.get('task')!r})"]
         for n, want in (proto.get("require") or {}).items():
             if want is None or not _fits(want, facts.get(n)):
                 out.append(n)
@@ -265,8 +275,9 @@ def compile_leaderboard(
     ordered = sorted(groups.items(), key=lambda kv: (kv[1][0]["task"], -len(kv[1][1]), kv[0]))
     for gid, (key, members) in ordered:
         attached = []
+        revision = _common_revision(members)
         for e in entries:
-            why = unmet(e, key, protocols)
+            why = unmet(e, key, protocols, revision)
             if not why:
                 attached.append(e)
             elif e.get("task") == key["task"]:  # remember the nearest miss, to say why
@@ -282,6 +293,15 @@ def compile_leaderboard(
             tables.append(_published_table(e, nearest.get(str(e["id"]))))
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return Leaderboard(tables, skipped, n_boot, seed, generated, dict(pub.get("source") or {}))
+
+
+def _common_revision(members: list[RunScores]) -> str | None:
+    """The dataset revision all runs of a group read (as their tasks recorded it), else None."""
+    found = {
+        str(((m.info.config.tasks[m.task].data or {}).get("dataset") or {}).get("revision"))
+        for m in members
+    }
+    return found.pop() if len(found) == 1 and "None" not in found else None
 
 
 def _group_table(
