@@ -234,18 +234,22 @@ class _Meter:
             except (OSError, ValueError, IndexError):
                 pass
 
-    def waited(self):
+    def waited(self, fresh=False):
         """Run-queue wait since `start`, summed over threads (the answer's work may sit in worker
         threads, one after another, while the main thread blocks on them), at most the time
         elapsed. Threads waiting at the same time overstate it; they also burn the CPU limit
         whenever they run, which bounds what an answer can gain that way."""
-        self._read_waits()
+        now = time.monotonic()
+        if fresh or now - self.read_at >= 0.02:  # not on every wake-up: output comes in chunks
+            self._read_waits()
+            self.read_at = now
         total = sum(w - self.base.get(t, 0.0) for t, w in self.seen.items())
-        return min(max(total, 0.0), time.monotonic() - self.t0)
+        return min(max(total, 0.0), now - self.t0)
 
     def start(self, cpu_limit, wall_limit):
         self.seen = {}
         self._read_waits()
+        self.read_at = time.monotonic()
         self.base = dict(self.seen)
         self.c0, self.t0 = self.cpu(), time.monotonic()
         self.cpu_limit, self.wall_limit = cpu_limit, wall_limit
@@ -260,7 +264,9 @@ class _Meter:
         # Every tick: a thread's wait vanishes with it, so read threads while they live.
         left = self.wall_limit - (elapsed - self.waited())
         if left < 0:
-            return WALL, used, 0.0
+            left = self.wall_limit - (elapsed - self.waited(fresh=True))
+            if left < 0:
+                return WALL, used, 0.0
         tick = 0.1 if len(self.seen) <= 1 else 0.02
         return None, used, min(self.cpu_limit - used, left, tick) + 0.001
 
@@ -393,7 +399,7 @@ def _session(meter, pidfd, ctl, to_child, from_child):
                 break
         used = meter.cpu() - meter.c0
         elapsed = time.monotonic() - meter.t0
-        active = max(used, elapsed - meter.waited())  # off the run queue: load does not count
+        active = max(used, elapsed - meter.waited(fresh=True))  # off the run queue
         reply = b""
         if status == OK:
             reply = pending[4 : 4 + need]
