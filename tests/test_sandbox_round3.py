@@ -168,3 +168,20 @@ def test_the_file_limit_is_part_of_the_executors_identity() -> None:
     """The limits above are the executor's defaults, recorded in its identity (comparability)."""
     ident = SandboxExecutor().identity()
     assert ident["limits"]["tmp_inodes"] == SandboxLimits().tmp_inodes
+
+
+def test_a_silent_sandbox_is_a_grading_error_never_a_verdict(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review's point: the parent's read timeout on the (trusted) supervisor used to become
+    "the program exited", i.e. a fail. Now the answer gets no verdict; the grade is an error
+    (not cached, retried by the next run)."""
+    from codal_bench.executors.session import Session, Step
+
+    checker, add, expected = env
+    monkeypatch.setattr(Session, "step", lambda self, *a, **k: Step("lost", b"", 0.0, 0.0))
+    res = checker.check(add, HONEST, expected)
+    assert res.status == "judge_error" and res.first_failed is not None, res
+    assert "stopped answering" in res.first_failed["reason"]
+    monkeypatch.undo()
+    assert checker.check(add, HONEST, expected).status == "pass"

@@ -77,7 +77,8 @@ def watch_output(sock: int, fd: int, watch: Callable[[bytes], None]) -> None:
 @dataclass
 class Step:
     """One step's outcome: "ok" (with the reply), "cpu" / "wall" (a limit: the program was
-    killed), "exited" (it ended or broke the protocol), "too_big" (reply over the cap)."""
+    killed), "exited" (it ended or broke the protocol), "too_big" (reply over the cap), "lost"
+    (the sandbox itself stopped answering: no verdict on the program)."""
 
     status: str
     reply: bytes
@@ -125,9 +126,9 @@ class Session:
             answer = self._read(size, 30.0) if 0 < size <= cap + 4096 else None
         except OSError:
             answer = None
-        if answer is None:
+        if answer is None:  # the supervisor (trusted) went silent: not the answer's doing
             self.alive = False
-            return Step("exited", b"", 0.0, 0.0)
+            return Step("lost", b"", 0.0, 0.0)
         status, cpu, wall, reply, active = marshal.loads(answer)  # the supervisor is trusted
         step = Step(_STATUS.get(status, "exited"), reply, float(cpu), float(wall), float(active))
         if step.status != "ok":

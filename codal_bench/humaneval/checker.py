@@ -33,11 +33,11 @@ from codal_bench.humaneval.expected import (
     parallel,
     problem_key,
 )
-from codal_bench.humaneval.steps import AnswerRun
+from codal_bench.humaneval.steps import AnswerRun, SandboxLost
 
 __all__ = ["CheckResult", "Expected", "HumanEvalChecker", "default_cache_dir", "problem_key"]
 
-_RANK = {"pass": 0, "fail": 1, "timeout": 2, "error": 3}
+_RANK = {"pass": 0, "fail": 1, "timeout": 2, "error": 3, "judge_error": 4}
 _UNIT = 8  # inputs per unit of work when preparing expected outputs
 _CANON_CPU = 20.0  # CPU seconds a canonical solution may take per input
 _MISSING = object()  # a value not (yet) computed
@@ -264,6 +264,8 @@ class HumanEvalChecker:
         run = AnswerRun(problem, code, expected, self)
         try:
             verdicts = {g: run.verdict(g) for g in GROUPS}
+        except SandboxLost as exc:
+            return CheckResult("judge_error", "judge_error", {"reason": str(exc)})
         finally:
             run.close()
         first = next((verdicts[g][1] for g in GROUPS if verdicts[g][1] is not None), None)

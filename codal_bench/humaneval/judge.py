@@ -99,5 +99,7 @@ class ExecJudge:
                 "stderr_tail": res.stderr_tail,
                 "cpu_s": round(res.cpu_s, 3),
             }
+            if res.status == "judge_error":  # no verdict: an error of the grader, retried later
+                details["error"] = (res.first_failed or {}).get("reason")
             grades.append(Grade(self.grade_key(it), res.status, details=details))
         return grades

@@ -34,6 +34,16 @@ class Malformed(ValueError):
     """A reply that does not follow the record format."""
 
 
+class SandboxLost(RuntimeError):
+    """The sandbox stopped answering (an overloaded or broken machine): the answer gets no
+    verdict, and the grade is an error to retry, never a fail."""
+
+
+def _lost(st: Step) -> None:
+    if st.status == "lost":
+        raise SandboxLost("the sandbox stopped answering (machine overloaded?); grade again")
+
+
 def records(reply: bytes) -> list[tuple[bytes, bytes]]:
     out = []
     off, end = 0, len(reply)
@@ -106,6 +116,7 @@ class AnswerRun:
         self._session = ck.executor.session(CHILD_SOURCE, total, 3 * total + 5)
         head = ("L", self.code, self.problem["entry_point"], self.expected.mode)
         st = self._session.step(marshal.dumps(head, 4), lim, wall, 4096)
+        _lost(st)
         self.cpu_s += st.cpu_s
         self.wall_s += st.wall_s
         load: tuple[str, str] | None = None
@@ -168,6 +179,7 @@ class AnswerRun:
                 return failed("timeout", i, "group time budget")
             payload = self.checker.batch(self.problem, g, i, j)
             st = sess.step(payload, cpu, wall, self._cap(g, i, j))
+            _lost(st)
             self.wall_s += st.wall_s
             if st.status in ("cpu", "wall"):
                 # over the group's allowance (not this batch's own limit): no re-run can pass
