@@ -29,6 +29,7 @@ from .cli_options import (
     model_options,
     run_outputs,
     store_option,
+    timeout_option,
 )
 from .errors import CodalError
 
@@ -178,9 +179,7 @@ cli: click.Group = _group
     show_default="none",
     help="Sampling seed passed to the model's backend (not the bootstrap seed).",
 )
-@click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Seconds allowed per request."
-)
+@timeout_option
 @click.option(
     "--dry-run", is_flag=True, help="Count requests and tokens (cache hits included); send nothing."
 )

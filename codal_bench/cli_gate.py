@@ -11,10 +11,12 @@ from .cli_common import check_name, console, open_store, working
 from .cli_options import (
     bootstrap_seed,
     chatter_options,
+    judge_endpoint_options,
     judge_options,
     model_options,
     run_outputs,
     store_option,
+    timeout_option,
 )
 
 
@@ -124,21 +126,7 @@ def check_cmd(**kw: Any) -> None:
     show_default="the judge's own set",
     help="Judge template set: a name under judges/ or a folder (the audit is tied to its hash).",
 )
-@click.option("--judge-base-url", metavar="URL", help="OpenAI-compatible server for the judge.")
-@click.option(
-    "-J",
-    "judge_kv",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Backend option for the judge, repeatable (like -M for a model).",
-)
-@click.option(
-    "--judge-concurrency",
-    type=click.IntRange(1),
-    default=8,
-    show_default=True,
-    help="Requests in flight at once to the judge's server.",
-)
+@judge_endpoint_options
 @click.option(
     "--run",
     "run_id",
@@ -168,9 +156,7 @@ def check_cmd(**kw: Any) -> None:
     metavar="FILE",
     help="Write the audit report as JSON.",
 )
-@click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Seconds allowed per request."
-)
+@timeout_option
 @bootstrap_seed
 @chatter_options
 @store_option

@@ -70,7 +70,46 @@ def model_options(f: F) -> F:
     )
 
 
+def judge_endpoint_options(f: F) -> F:
+    """Where the judge is and how hard to drive it: shared by every command that calls a judge."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--judge-base-url",
+                metavar="URL",
+                help="OpenAI-compatible server for the judge model.",
+            ),
+            click.option(
+                "-J",
+                "judge_kv",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Backend option for the judge, repeatable (like -M for the model).",
+            ),
+            click.option(
+                "--judge-concurrency",
+                type=click.IntRange(1),
+                default=8,
+                show_default=True,
+                help="Requests in flight at once to the judge's server.",
+            ),
+        ],
+    )
+
+
+def timeout_option(f: F) -> F:
+    return click.option(
+        "--timeout",
+        type=float,
+        default=300.0,
+        show_default=True,
+        help="Seconds allowed per request.",
+    )(f)
+
+
 def judge_options(f: F) -> F:
+    f = judge_endpoint_options(f)
     return _apply(
         f,
         [
@@ -91,25 +130,6 @@ def judge_options(f: F) -> F:
                 show_default="chosen for the judge",
                 help="Reference answers the judge compares with: gpt-4-turbo, gpt-3.5-turbo "
                 "or claude-3-sonnet-20240229.",
-            ),
-            click.option(
-                "--judge-base-url",
-                metavar="URL",
-                help="OpenAI-compatible server for the judge model.",
-            ),
-            click.option(
-                "-J",
-                "judge_kv",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Backend option for the judge, repeatable (like -M for the model).",
-            ),
-            click.option(
-                "--judge-concurrency",
-                type=click.IntRange(1),
-                default=8,
-                show_default=True,
-                help="Requests in flight at once to the judge's server.",
             ),
             click.option(
                 "--judge-repeats",

@@ -8,10 +8,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codal_bench.executors.sandbox import SandboxExecutor
+from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
+from codal_bench.humaneval.checker import Expected, HumanEvalChecker
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUS = ROOT.parent / "shared" / "data" / "humanevalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
+
+
+def add_checker(
+    cache: Path, limits: SandboxLimits
+) -> tuple[HumanEvalChecker, dict[str, Any], Expected]:
+    """A checker with short limits (0.5 s per input, 2 s per group) and HumanEval/53 prepared:
+    what the hostile-answer tests run each answer against. Close its executor when done."""
+    executor = SandboxExecutor(limits)
+    executor.check()  # no sandbox here: fail loudly, never skip
+    checker = HumanEvalChecker(
+        executor=executor, cache_dir=cache, min_time_limit=0.5, max_group_cpu_s=2.0, progress=False
+    )
+    add = problem("HumanEval/53")
+    return checker, add, checker.prepare([add])[add["task_id"]]
 
 
 def problem(task_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,11 +74,19 @@ def checker(tmp_path: Path) -> Iterator[HumanEvalChecker]:
     ck.executor.close()
 
 
-def _hogs(n: int) -> list[subprocess.Popen[bytes]]:
-    return [
+@contextmanager
+def _hogs(n: int) -> Iterator[None]:
+    """`n` busy host processes, each in its own session, for as long as the block runs."""
+    hogs = [
         subprocess.Popen(["sh", "-c", "while :; do :; done"], start_new_session=True)
         for _ in range(n)
     ]
+    try:
+        yield
+    finally:
+        for h in hogs:
+            os.killpg(h.pid, signal.SIGKILL)
+            h.wait()
 
 
 @pytest.mark.slow
@@ -85,13 +94,8 @@ def test_4_honest_answer_passes_among_30_host_hogs(checker: HumanEvalChecker) ->
     expected = checker.prepare([BURN_PROBLEM])
     limits = sum(sum(checker.limits(expected["Synthetic/burn"], g)) for g in ("base", "plus"))
     assert 4 * BURN >= 0.5 * limits  # CPU alone is at least half the summed limits
-    hogs = _hogs(30)
-    try:
+    with _hogs(30):
         res = checker.check_many([(BURN_PROBLEM, HONEST_BURN)] * 5, expected)
-    finally:
-        for h in hogs:
-            os.killpg(h.pid, signal.SIGKILL)
-            h.wait()
     assert [r.status for r in res] == ["pass"] * 5, res
 
 
@@ -104,13 +108,8 @@ def test_4_threaded_honest_answer_passes_among_30_host_hogs(
     expected = checker.prepare([BURN_PROBLEM])
     alone = checker.check(BURN_PROBLEM, answer, expected["Synthetic/burn"])
     assert alone.status == "pass" and alone.cpu_s >= 4 * burn, alone  # the work really ran
-    hogs = _hogs(30)
-    try:
+    with _hogs(30):
         res = checker.check_many([(BURN_PROBLEM, answer)] * 5, expected)
-    finally:
-        for h in hogs:
-            os.killpg(h.pid, signal.SIGKILL)
-            h.wait()
     assert [r.status for r in res] == ["pass"] * 5, res
 
 

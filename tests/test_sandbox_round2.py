@@ -22,7 +22,7 @@ import pytest
 from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
 from codal_bench.humaneval.checker import CheckResult, Expected, HumanEvalChecker
 from codal_bench.humaneval.compare import match_values
-from tests.sandbox_helpers import ROOT, leftovers, problem
+from tests.sandbox_helpers import ROOT, add_checker, leftovers, problem
 
 HONEST = "def add(x, y):\n    return x + y\n"
 ROOTLESS = os.geteuid() != 0
@@ -32,19 +32,10 @@ ROOTLESS = os.geteuid() != 0
 def env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[HumanEvalChecker, dict[str, Any], Expected]]:
-    executor = SandboxExecutor(SandboxLimits(memory_bytes=1 << 30, file_size_bytes=64 << 20))
-    executor.check()  # no sandbox here: fail loudly, never skip
-    checker = HumanEvalChecker(
-        executor=executor,
-        cache_dir=tmp_path_factory.mktemp("cache"),
-        min_time_limit=0.5,
-        max_group_cpu_s=2.0,
-        progress=False,
-    )
-    add = problem("HumanEval/53")
-    expected = checker.prepare([add])[add["task_id"]]
+    limits = SandboxLimits(memory_bytes=1 << 30, file_size_bytes=64 << 20)
+    checker, add, expected = add_checker(tmp_path_factory.mktemp("cache"), limits)
     yield checker, add, expected
-    executor.close()
+    checker.executor.close()
 
 
 def _check(env: Any, code: str) -> CheckResult:

@@ -20,27 +20,19 @@ from typing import Any
 import pytest
 
 from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
-from codal_bench.humaneval.checker import Expected, HumanEvalChecker
-from tests.sandbox_helpers import leftovers, problem
+from codal_bench.humaneval.checker import HumanEvalChecker
+from tests.sandbox_helpers import add_checker, leftovers
 
 HONEST = "def add(x, y):\n    return x + y\n"
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HumanEvalChecker, Any, Any]]:
-    executor = SandboxExecutor(SandboxLimits(memory_bytes=1 << 30))
-    executor.check()  # no sandbox here: fail loudly, never skip
-    checker = HumanEvalChecker(
-        executor=executor,
-        cache_dir=tmp_path_factory.mktemp("cache"),
-        min_time_limit=0.5,
-        max_group_cpu_s=2.0,
-        progress=False,
+    checker, add, expected = add_checker(
+        tmp_path_factory.mktemp("cache"), SandboxLimits(memory_bytes=1 << 30)
     )
-    add = problem("HumanEval/53")
-    expected: Expected = checker.prepare([add])[add["task_id"]]
     yield checker, add, expected
-    executor.close()
+    checker.executor.close()
 
 
 def _probe(env: Any, body: str) -> dict[str, Any]:

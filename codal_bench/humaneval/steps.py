@@ -135,9 +135,9 @@ class AnswerRun:
         if load is None:
             return self._session, st
         self.close()
-        # A failure to load is the answer's for good, except a timeout on what was left of a
-        # group's allowance: the next group starts with a whole one.
-        if load[0] != "timeout" or lim >= self._budget("base") and lim >= self._budget("plus"):
+        # A failure to load is the answer's for good; a timeout only for this group: the next
+        # group starts with a whole allowance, as each EvalPlus task does.
+        if load[0] != "timeout":
             self._load = load
         self._failed_load = load
         return None, st

@@ -297,11 +297,9 @@ def compile_leaderboard(
 
 def _common_revision(members: list[RunScores]) -> str | None:
     """The dataset revision all runs of a group read (as their tasks recorded it), else None."""
-    found = {
-        str(((m.info.config.tasks[m.task].data or {}).get("dataset") or {}).get("revision"))
-        for m in members
-    }
-    return found.pop() if len(found) == 1 and "None" not in found else None
+    found = {((m.info.config.tasks[m.task].data or {}).get("dataset") or {}).get("revision")
+             for m in members}  # fmt: skip
+    return str(found.pop()) if len(found) == 1 and None not in found else None
 
 
 def _group_table(
