@@ -122,6 +122,34 @@ def test_4_sleeping_in_every_call_ends_at_the_groups_allowance(env: Any) -> None
     assert checker.check(add, HONEST, expected).status == "pass"
 
 
+# The third red team's way around the allowance: 28 threads woken together every 0.25 s sit on
+# the run queue at once; summing their waits made the sleeping main thread look like waiting.
+PUMPED_SLEEPER = (
+    """
+import hashlib, threading, time
+def _pump():
+    while True:
+        time.sleep(0.25 - (time.monotonic() % 0.25))
+        end = time.monotonic() + 0.004
+        while time.monotonic() < end:
+            hashlib.sha256(b"x" * 16384).digest()  # releases the GIL: all runnable at once
+threading.stack_size(64 * 1024)
+for _ in range(28):
+    threading.Thread(target=_pump, daemon=True).start()
+"""
+    + SLEEPER
+)
+
+
+def test_4_threads_waiting_together_buy_no_sleep(env: Any) -> None:
+    checker, add, expected = env
+    t0 = time.monotonic()
+    res = checker.check(add, PUMPED_SLEEPER, expected)
+    assert res.status == "timeout", res
+    assert time.monotonic() - t0 < 20
+    assert leftovers(checker.executor) == []
+
+
 SLOW_TOP = """
 import time
 _t = time.process_time()

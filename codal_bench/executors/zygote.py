@@ -29,6 +29,7 @@ Once the candidate's namespaces are gone the zygote replies ``marshal.dumps((exi
 cpu_seconds, setup_failed, why))``, ``why`` one of "", "cpu", "wall", "exited".
 """
 
+import bisect
 import ctypes
 import marshal
 import os
@@ -213,7 +214,7 @@ class _Meter:
         self.clock = (~pid << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
         self.tasks = "/proc/%d/task" % pid
         self.last = 0.0
-        self.seen = {}  # thread id -> its run-queue wait when last read (an ended thread's stays)
+        self.threads = {}  # thread id -> [first seen, last seen, wait then, wait now]
 
     def cpu(self):
         try:
@@ -222,35 +223,51 @@ class _Meter:
             pass
         return self.last
 
-    def _read_waits(self):
+    def _read_waits(self, first=False):
+        now = time.monotonic()
         try:
             tids = os.listdir(self.tasks)
         except OSError:
-            return
+            tids = []
         for tid in tids[:256]:
             try:
                 with open("%s/%s/schedstat" % (self.tasks, tid), "rb") as f:
-                    self.seen[tid] = int(f.read().split()[1]) / 1e9
+                    w = int(f.read().split()[1]) / 1e9
             except (OSError, ValueError, IndexError):
-                pass
+                continue
+            t = self.threads.get(tid)
+            if t is None:  # a thread born in this step: all its wait is the step's
+                self.threads[tid] = [now, now, w if first else 0.0, w]
+            else:
+                t[1], t[3] = now, w
+        self.read_at = now
+        self.credit = self._credit()
+
+    def _credit(self):
+        """Run-queue wait to forgive: the largest total over threads whose lives (as seen in
+        readings ~20 ms apart) do not overlap. The answer's work may sit in worker threads
+        started one after another while the main thread blocks on them: their waits add up.
+        Threads alive at the same time waited for the same span, so only one of them counts
+        (adding them up let 28 threads woken together buy minutes of sleep with a second of
+        CPU). A thread's wait is reported late (when it gets a CPU), so it is not split by
+        time either."""
+        spans = sorted((t[1], t[0], t[3] - t[2]) for t in self.threads.values())
+        ends = [e for e, _, _ in spans]
+        best = [0.0]
+        for i, (_, start, w) in enumerate(spans):
+            best.append(max(best[i], w + best[bisect.bisect_left(ends, start, 0, i)]))
+        return best[-1]
 
     def waited(self, fresh=False):
-        """Run-queue wait since `start`, summed over threads (the answer's work may sit in worker
-        threads, one after another, while the main thread blocks on them), at most the time
-        elapsed. Threads waiting at the same time overstate it; they also burn the CPU limit
-        whenever they run, which bounds what an answer can gain that way."""
+        """Time since `start` that the answer spent waiting for a CPU (see `_credit`)."""
         now = time.monotonic()
         if fresh or now - self.read_at >= 0.02:  # not on every wake-up: output comes in chunks
             self._read_waits()
-            self.read_at = now
-        total = sum(w - self.base.get(t, 0.0) for t, w in self.seen.items())
-        return min(max(total, 0.0), now - self.t0)
+        return min(self.credit, now - self.t0)
 
     def start(self, cpu_limit, wall_limit):
-        self.seen = {}
-        self._read_waits()
-        self.read_at = time.monotonic()
-        self.base = dict(self.seen)
+        self.threads = {}
+        self._read_waits(first=True)
         self.c0, self.t0 = self.cpu(), time.monotonic()
         self.cpu_limit, self.wall_limit = cpu_limit, wall_limit
 
@@ -267,7 +284,7 @@ class _Meter:
             left = self.wall_limit - (elapsed - self.waited(fresh=True))
             if left < 0:
                 return WALL, used, 0.0
-        tick = 0.1 if len(self.seen) <= 1 else 0.02
+        tick = 0.1 if len(self.threads) <= 1 else 0.02
         return None, used, min(self.cpu_limit - used, left, tick) + 0.001
 
 
