@@ -12,6 +12,12 @@ checkout of this project, e.g. the commit before a change: ``--baseline DIR``) a
 baseline. Each of our checkers runs in a subprocess importing its own checkout, timed from
 inside (after imports). Absolute times are printed only next to the ratio they belong to.
 
+Beside them runs the **floor** of warm grading: the canonical solutions called on all their
+inputs by the sandbox's interpreter in 2 plain forked processes, longest task first, with no
+isolation, no limits and no comparison. No checker on this machine can grade faster, so
+floor / EvalPlus is the smallest warm ratio the machine allows in that round, and ours / floor
+is what our isolation and checking cost.
+
     python benchmarks/bench_executor.py [--rounds N] [--data PATH] [--baseline DIR]
 """
 
@@ -22,6 +28,7 @@ import contextlib
 import gzip
 import io
 import json
+import marshal
 import os
 import shutil
 import statistics
@@ -49,6 +56,60 @@ total = time.perf_counter() - t0
 print(json.dumps({"prepare": prepared, "total": total,
                   "passed": sum(r.status == "pass" for r in results)}))
 """
+
+
+_FLOOR = r"""
+import json, marshal, os, sys, time
+sys.setrecursionlimit(10000)
+folder, order = sys.argv[1], json.loads(sys.argv[2])
+r, w = os.pipe()
+t0 = time.perf_counter()
+pids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        cpu = {}
+        while len(raw := os.read(r, 4)) == 4:
+            i = int.from_bytes(raw, "little")
+            with open(os.path.join(folder, str(i)), "rb") as f:
+                code, entry, inputs = marshal.load(f)
+            ns = {}
+            exec(compile(code, "<s>", "exec"), ns)
+            fn, c0 = ns[entry], time.process_time()
+            for args in inputs:
+                fn(*args)
+            cpu[i] = time.process_time() - c0
+            del ns, fn, inputs
+        sys.stdout.write(json.dumps(cpu) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
+    pids.append(pid)
+os.close(r)
+for i in order:  # 4-byte writes to a pipe are atomic: each worker pulls whole indices
+    os.write(w, i.to_bytes(4, "little"))
+os.close(w)
+for pid in pids:
+    os.waitpid(pid, 0)
+print(json.dumps({"wall": time.perf_counter() - t0}))
+"""
+
+
+def _floor(python: str, folder: Path, order: list[int]) -> tuple[float, list[float]]:
+    """Wall time of the floor run, and each task's CPU time in it (to order the next round).
+
+    Each task is read from its own file (code, entry point, inputs), so that a worker holds one
+    task's inputs at a time, as a sandboxed answer does."""
+    p = subprocess.run(
+        [python, "-I", "-c", _FLOOR, str(folder), json.dumps(order)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    cpu = [0.0] * len(order)
+    for part in lines[:-1]:
+        for k, v in part.items():
+            cpu[int(k)] = v
+    return float(lines[-1]["wall"]), cpu
 
 
 def _dir_size(path: Path) -> int:
@@ -93,11 +154,23 @@ def main() -> int:
             for r in rows
         )
     )
+    sys.path.insert(0, str(ROOT))
+    from codal_bench.executors.sandbox import SandboxExecutor
+
+    python = SandboxExecutor().python  # the floor runs on the interpreter answers run on
+    floor_dir = work / "floor"
+    floor_dir.mkdir()
+    for i, r in enumerate(rows):
+        code = r["prompt"] + r["canonical_solution"]
+        data = (code, r["entry_point"], r["base_input"] + r["plus_input"])
+        (floor_dir / str(i)).write_bytes(marshal.dumps(data, 4))
+    _, floor_cpu = _floor(python, floor_dir, list(range(len(rows))))  # a warm-up: task costs
     problems = get_human_eval_plus()
     dataset_hash = get_human_eval_plus_hash()
     mode = "rootless" if os.geteuid() else "root"
     tools = {"ours": ROOT} | ({"base": args.baseline.resolve()} if args.baseline else {})
     ratios: dict[str, list[float]] = {f"{k}-{t}": [] for k in ("cold", "warm") for t in tools}
+    ratios |= {"floor": [], "ours-floor": []}
     cache_sizes = []
     print(f"mode {mode}; tools {', '.join(f'{k}={v}' for k, v in tools.items())}", flush=True)
     for rnd in range(args.rounds):
@@ -120,6 +193,8 @@ def main() -> int:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             evaluate("humaneval", samples=str(samples), parallel=2)
         theirs_warm = time.perf_counter() - t0
+        order = sorted(range(len(rows)), key=lambda i: -floor_cpu[i])
+        floor, floor_cpu = _floor(python, floor_dir, order)
         theirs = json.loads(result_file.read_text())["eval"]
         theirs_passed = sum(
             e["base_status"] == e["plus_status"] == "pass" for v in theirs.values() for e in v
@@ -133,6 +208,12 @@ def main() -> int:
                 f", warm {ratios[f'warm-{t}'][-1]:.3f} ({warm[t]:.1f}s / {theirs_warm:.1f}s)"
                 f", passed {passed[t]}/164"
             )
+        ratios["floor"].append(floor / theirs_warm)
+        ratios["ours-floor"].append(warm["ours"] / floor)
+        parts.append(
+            f"floor: warm {ratios['floor'][-1]:.3f} ({floor:.1f}s), "
+            f"ours/floor {ratios['ours-floor'][-1]:.3f}"
+        )
         if "base" in tools:
             parts.append(
                 f"ours/base: cold {cold['ours'] / cold['base']:.3f}, "
@@ -145,7 +226,8 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in ratios.items()}
     line = (
         f"median over {args.rounds} round(s) [{mode}]: ours cold {med['cold-ours']:.3f} "
-        f"(target <= 0.5), ours warm {med['warm-ours']:.3f} (target <= 0.35)"
+        f"(target <= 0.5), ours warm {med['warm-ours']:.3f} (target <= 0.35); "
+        f"floor warm {med['floor']:.3f}, ours/floor {med['ours-floor']:.3f}"
     )
     ok = med["cold-ours"] <= 0.5 and med["warm-ours"] <= 0.35 and max(cache_sizes) <= 25e6
     if "base" in tools:
