@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .config import RunConfig
+from .config import RunConfig, RunOptions, TaskSettings
 from .judging import build_judges, model_judged
 from .progress import Progress
 from .runner import Runner, RunResult, _judge_settings, make_task
@@ -20,6 +20,30 @@ from .spec import build_backend, parse_spec
 from .store import ItemRef, Store
 from .summary import run_summary
 from .types import GradeInput, UsageError
+
+
+def _same_revision(opts: RunOptions, tasks: dict[str, TaskSettings]) -> RunOptions:
+    """Read the dataset at the commit the run read, not the newest: a download without a
+    revision resolves to whatever is newest today."""
+    if opts.data_revision:
+        return opts
+    for settings in tasks.values():
+        dataset = settings.data.get("dataset") or {}
+        if dataset.get("revision_from") == "datasets" and dataset.get("revision"):
+            return replace(opts, data_revision=str(dataset["revision"]))
+    return opts
+
+
+def _same_data(run_id: str, task: str, was: dict[str, Any], now: dict[str, Any]) -> None:
+    """The new grades are filed under the run's data hash, so they must be graded against that
+    very data (references included): a file edited, moved or replaced since is refused."""
+    old, new = was.get("data_sha256"), now.get("data_sha256")
+    if old and old != new:
+        raise UsageError(
+            f"grade: {task} data differs from the data run {run_id} was made on "
+            f"(sha256 {str(new)[:12]}… from {now.get('source')}, run had {str(old)[:12]}… from "
+            f"{was.get('source')}); point $CODAL_BENCH_DATA (or the run's --data) at that data"
+        )
 
 
 def regrade(
@@ -50,6 +74,7 @@ def regrade(
         judge_repeats=judge_repeats,
         judge_options=judge_options or {},
     )
+    opts = _same_revision(opts, base.config.tasks)
     if not opts.judge:
         raise UsageError("grade: pass --judge SPEC")
     tasks = [make_task(t, opts) for t in base.config.tasks]
@@ -61,6 +86,7 @@ def regrade(
     for task in tasks:
         for s in task.load(opts.data.get(task.name), None, None):
             samples[(task.name, s.item_id)] = s
+        _same_data(base.run_id, task.name, base.config.tasks[task.name].data, task.describe())
     judge_spec = parse_spec(opts.judge, opts.judge_options)
     judge_backend = build_backend(judge_spec)
     judges = {
