@@ -1,7 +1,8 @@
 """The paper's rows stand only beside runs of the paper's protocol on its whole item set.
 
 Real runs (the runner and a loopback server playing candidate and GPT-4 judge) on a synthetic
-500-row CODAL-Bench file, then the leaderboard with a published file whose item pin is that file's
+500-row CODAL-Bench file (and a copy with the same ids whose reference answers were edited), then
+the leaderboard with a published file whose item pin is that file's
 (the shipped file cannot pin the real 500 ids here: this machine does not reach the Hub).
 """
 
@@ -28,13 +29,13 @@ ENV = {"OPENAI_API_KEY": "sk-test-not-a-secret"}
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # the test's stand-in for the Hub commit
 
 
-def _rows(path: Path, tag: str) -> Path:
+def _rows(path: Path, tag: str, reference: str = "reference") -> Path:
     with path.open("w") as f:
         for pref in PREFERENCES:
             for i in range(100):
                 row: dict[str, Any] = {"instruction": f"{tag}: task {i} for {pref}.",
                                        "preference": pref}  # fmt: skip
-                row.update({c: f"reference {i} from {c}" for c in REFERENCE_COLUMNS})
+                row.update({c: f"{reference} {i} from {c}" for c in REFERENCE_COLUMNS})
                 f.write(json.dumps(row) + "\n")
     return path
 
@@ -57,6 +58,8 @@ def _run(srv: CountingServer, store: Path, data: Path, name: str, *extra: str) -
 def board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("published")
     right, other = _rows(d / "codal-500.jsonl", "synthetic"), _rows(d / "other-500.jsonl", "else")
+    # the same 500 ids, declared the same commit, but reference answers not the published ones
+    edited = _rows(d / "edited-500.jsonl", "synthetic", "edited reference")
     store = d / "s.sqlite"
     with CountingServer(reply=_reply, max_requests=20000) as srv:
         rev = ("--data-revision", REVISION)
@@ -66,6 +69,7 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         _run(srv, store, right, "other-settings", *rev, "--set", "codal-bench.max_tokens=512")
         _run(srv, store, right, "ten-items", *rev, "--limit", "2")
         _run(srv, store, other, "other-ids", *rev)
+        _run(srv, store, edited, "edited-references", *rev)
     # The published file as shipped, with the item pin of the right file filled in.
     published = load_published()
     found = pin(REVISION, str(right))
@@ -98,7 +102,7 @@ def test_only_the_paper_protocol_on_the_pinned_500_items_gets_the_paper_rows(
     monkeypatch.setenv("CODAL_BENCH_PUBLISHED", str(pinned))
     beside = _beside(store)
     assert beside["paper"] == ["paper: GPT-4 judge, GPT-4 ref"], beside
-    for name in ("own-templates", "other-settings", "ten-items", "other-ids"):
+    for name in ("own-templates", "other-settings", "ten-items", "other-ids", "edited-references"):
         assert beside[name] == [], (name, beside)
 
 
@@ -113,3 +117,4 @@ def test_with_the_pin_unrecorded_no_run_gets_them_and_the_panel_says_why(
     assert panel.published_only and "unranked" in panel.title
     assert "items" in panel.meta["not_beside_runs_because"]
     assert "dataset.revision" in panel.meta["not_beside_runs_because"]
+    assert "data.content_sha256" in panel.meta["not_beside_runs_because"]

@@ -3,7 +3,8 @@
 The paper's rows may stand beside a run only when the run saw the paper's whole item set: the 500
 instructions of `coseal/codal-bench` at one Hub commit. This reads the dataset the way a run does
 (`datasets` at `--revision`, default the newest commit; or a local copy with the revision it was
-taken from) and prints the two values a maintainer records there:
+taken from) and prints the values a maintainer records there (the item set, and the hash of what
+candidates and judge see of it: instructions, preferences and reference cells):
 
     python -m codal_bench.codal.pin [--revision REV] [--data FILE]
 """
@@ -29,13 +30,15 @@ def pin(revision: str | None = None, data: str | None = None) -> dict[str, objec
     hidden = {k: os.environ.pop(k) for k in _ENV if k in os.environ}
     try:
         task = CodalBenchTask(principles="codal-eval", data_revision=revision)
-        items = sorted(s.item_id for s in task.load(data))
+        samples = task.load(data)
+        items = sorted(s.item_id for s in samples)
     finally:
         os.environ.update(hidden)
     return {
         "dataset.revision": task.dataset.get("revision"),
         "n_items": len(items),
         "items": content_hash(items),
+        "data.content_sha256": task.content_sha256,
         "read from": f"{task.source} (revision {task.dataset.get('revision_from')})",
     }
 

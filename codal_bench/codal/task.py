@@ -156,6 +156,7 @@ class CodalBenchTask:
         self.guidelines, self.prompt_set = self._guidelines(principles)
         self.source = ""
         self.data_sha256 = ""
+        self.content_sha256 = ""
         self.reference_columns: list[str] = []
         self.dataset: dict[str, Any] = {}
 
@@ -265,6 +266,10 @@ class CodalBenchTask:
             unknown = wanted - {s.item_id for s in samples}
             if unknown:
                 raise UsageError(f"unknown CODAL-Bench item ids: {', '.join(sorted(unknown)[:5])}")
+        # What the candidates and the judge see, however the rows were read: the data hash of a
+        # local copy is of its file, so it cannot show that the copy's reference cells are the
+        # published ones; this can (a published protocol pins it).
+        self.content_sha256 = content_hash(sorted([s.item_id, s.data] for s in samples))
         return samples
 
     def messages(self, sample: Sample, backend: str = "openai") -> list[Message]:
@@ -282,6 +287,7 @@ class CodalBenchTask:
         return {
             "source": self.source,
             "data_sha256": self.data_sha256,
+            "content_sha256": self.content_sha256,
             "prompt_sha256": self.prompt_set["sha256"],
             "prompt_set": self.prompt_set,
             "reference_columns": self.reference_columns,

@@ -133,17 +133,18 @@ def unmet(
     entry: dict[str, Any],
     key: dict[str, Any],
     protocols: dict[str, Any],
-    revision: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> list[str]:
     """The settings in which a table differs from what a published entry requires (empty: the
-    entry's rows may stand beside the table's runs). `revision` is the dataset revision every
-    run of the table read (None if unknown or not the same for all), matched as
-    `dataset.revision`; it is not part of the comparability key (the data's hash is), so that
-    runs of the same data stay comparable whatever commit they were read at. A required value
-    left unrecorded (null) is never met: a pin nobody wrote down cannot be checked."""
+    entry's rows may stand beside the table's runs). `data` holds facts every run of the table
+    recorded alike (`_common_data`): the dataset revision read, matched as `dataset.revision`,
+    and the hash of the data's content, `data.content_sha256`. They are not part of the
+    comparability key (the data's hash is), so that runs of the same data stay comparable
+    whatever commit they were read at. A required value left unrecorded (null) is never met: a
+    pin nobody wrote down cannot be checked."""
     if entry.get("task") != key["task"]:
         return ["task"]
-    facts = {**comparable.flat(key, whole=()), "dataset.revision": revision}
+    facts = {**comparable.flat(key, whole=()), **(data or {})}
     out = [n for n, want in (entry.get("match") or {}).items() if not _fits(want, facts.get(n))]
     name = entry.get("protocol")
     if name is not None:
@@ -275,9 +276,9 @@ def compile_leaderboard(
     ordered = sorted(groups.items(), key=lambda kv: (kv[1][0]["task"], -len(kv[1][1]), kv[0]))
     for gid, (key, members) in ordered:
         attached = []
-        revision = _common_revision(members)
+        common = _common_data(members)
         for e in entries:
-            why = unmet(e, key, protocols, revision)
+            why = unmet(e, key, protocols, common)
             if not why:
                 attached.append(e)
             elif e.get("task") == key["task"]:  # remember the nearest miss, to say why
@@ -295,11 +296,18 @@ def compile_leaderboard(
     return Leaderboard(tables, skipped, n_boot, seed, generated, dict(pub.get("source") or {}))
 
 
-def _common_revision(members: list[RunScores]) -> str | None:
-    """The dataset revision all runs of a group read (as their tasks recorded it), else None."""
-    found = {((m.info.config.tasks[m.task].data or {}).get("dataset") or {}).get("revision")
-             for m in members}  # fmt: skip
-    return str(found.pop()) if len(found) == 1 and None not in found else None
+def _common_data(members: list[RunScores]) -> dict[str, Any]:
+    """What every run of a group recorded alike about its data (a value that differs, or that
+    a run did not record, is None): the dataset revision read and the content hash."""
+
+    def common(values: set[Any]) -> Any:
+        return values.pop() if len(values) == 1 and None not in values else None
+
+    data = [m.info.config.tasks[m.task].data or {} for m in members]
+    return {
+        "dataset.revision": common({(d.get("dataset") or {}).get("revision") for d in data}),
+        "data.content_sha256": common({d.get("content_sha256") or None for d in data}),
+    }
 
 
 def _group_table(
