@@ -36,7 +36,7 @@ def _same_revision(opts: RunOptions, tasks: dict[str, TaskSettings]) -> RunOptio
 
 def _same_data(run_id: str, task: str, was: dict[str, Any], now: dict[str, Any]) -> None:
     """The new grades are filed under the run's data hash, so they must be graded against that
-    very data (references included): a file edited, moved or replaced since is refused."""
+    very data (references included): a file edited or replaced since is refused."""
     old, new = was.get("data_sha256"), now.get("data_sha256")
     if old and old != new:
         raise UsageError(
