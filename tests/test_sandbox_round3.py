@@ -15,13 +15,14 @@ from __future__ import annotations
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from codal_bench.executors.sandbox import SandboxExecutor, SandboxLimits
 from codal_bench.humaneval.checker import HumanEvalChecker
-from tests.sandbox_helpers import add_checker, leftovers
+from tests.sandbox_helpers import add_checker, leftovers, problem
 
 HONEST = "def add(x, y):\n    return x + y\n"
 
@@ -73,6 +74,24 @@ def test_1_scheduling_priority_cannot_be_lowered(env: Any) -> None:
             r["idle"] = e.errno
     """)  # fmt: skip
     assert r == {"nice": [-1, 1], "idle": 1}, r
+
+
+def test_1_the_sessions_autogroup_nice_level_cannot_be_raised(env: Any) -> None:
+    """Fourth red team: `prctl(PR_SET_DUMPABLE, 1)` made /proc/self ours, and writing 19 to
+    /proc/self/autogroup put the answer's whole session at nice 19."""
+    r = _probe(env, """
+        libc = ctypes.CDLL(None, use_errno=True)
+        r["dumpable"] = [libc.prctl(4, 1, 0, 0, 0), ctypes.get_errno()]
+        r["high bits"] = [libc.prctl(ctypes.c_long((1 << 32) | 4), 1, 0, 0, 0), ctypes.get_errno()]
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write("19")
+            r["autogroup"] = "written"
+        except OSError as e:
+            r["autogroup"] = e.errno
+    """)  # fmt: skip
+    assert r["dumpable"] == [-1, 1] and r["high bits"] == [-1, 1], r
+    assert r["autogroup"] != "written", r
 
 
 def test_2_private_tmp_holds_a_bounded_number_of_files(env: Any) -> None:
@@ -205,3 +224,71 @@ def test_a_silent_sandbox_is_a_grading_error_never_a_verdict(
     assert "stopped answering" in res.first_failed["reason"]
     monkeypatch.undo()
     assert checker.check(add, HONEST, expected).status == "pass"
+
+
+SPIN_BETWEEN_STEPS = (
+    """
+import threading
+def _spin():
+    while True:
+        pass
+threading.Thread(target=_spin, daemon=True).start()
+"""
+    + HONEST
+)
+
+
+def test_cpu_burnt_between_steps_is_charged_to_the_next_step(env: Any) -> None:
+    """Fourth red team: only CPU used while a step ran was metered, so a thread spinning while
+    the parent judged a reply (or sat idle) ran for free, for as long as the session lived."""
+    import marshal
+
+    from codal_bench.humaneval.expected import CHILD_SOURCE
+
+    checker, _, _ = env
+    session = checker.executor.session(CHILD_SOURCE, 30.0, 60.0)
+    try:
+        load = session.step(
+            marshal.dumps(("L", SPIN_BETWEEN_STEPS, "add", "digest"), 4), 5, 10, 4096
+        )
+        assert load.status == "ok", load
+        time.sleep(1.5)  # the gap: the parent is busy elsewhere, the spinner is not
+        step = session.step(marshal.dumps(("I", [(1, 2)]), 4), 5, 10, 4096)
+    finally:
+        session.close()
+    assert step.status == "ok", step
+    assert step.cpu_s >= 1.0, step  # the gap's CPU, which used to be reported as ~0
+
+
+SINGLES_ONLY = """
+import sys, time
+def _in_a_batch():
+    f = sys._getframe(2)
+    while f is not None:
+        st = f.f_locals.get("step")
+        if isinstance(st, tuple) and st and st[0] == "I":
+            return len(st[1]) > 1
+        f = f.f_back
+    return False
+def rescale_to_unit(numbers):
+    if _in_a_batch():  # slow in a batch: every input is re-run alone
+        t = time.process_time()
+        while time.process_time() - t < 5:
+            pass
+    lo, hi = min(numbers), max(numbers)
+    return [(x - lo) / (hi - lo) * (1 + 1e-13) for x in numbers]
+"""
+
+
+def test_inputs_re_run_one_by_one_cost_the_parent_linear_work(env: Any, tmp_path: Path) -> None:
+    """Fourth red team: after each single-input step the parent decoded and compared all outputs
+    so far again (values mode), 13-19 s of its CPU for HumanEval/21's 999 inputs."""
+    checker = HumanEvalChecker(executor=env[0].executor, cache_dir=tmp_path, progress=False)
+    p = problem("HumanEval/21")
+    expected = checker.prepare([p])[p["task_id"]]
+    assert expected.mode == "values" and len(p["plus_input"]) > 900
+    c0 = time.process_time()
+    res = checker.check(p, SINGLES_ONLY, expected)
+    parent = time.process_time() - c0
+    assert res.status == "pass", res  # within EvalPlus' tolerance, every input alone is fast
+    assert parent < 4.0, parent

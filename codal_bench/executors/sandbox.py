@@ -50,7 +50,7 @@ from codal_bench.executors.session import (
 )
 from codal_bench.types import ExecResult
 
-SANDBOX_VERSION = "4"
+SANDBOX_VERSION = "5"
 _SLOTS = 64
 _ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py").read_text()
 _USR = ("bin", "lib", "lib64")  # what the system python needs; nothing else of /usr

@@ -18,7 +18,9 @@ can see):
   limit: an inherited stderr file lives on the host's disk), inotify (watches are charged to the
   host user, whose quota an answer could use up), and lowering a thread's scheduling priority
   (a thread that waits for a CPU at the lowest priority would make the answer look waiting,
-  not sleeping, while costing it almost no CPU);
+  not sleeping, while costing it almost no CPU), including ``prctl(PR_SET_DUMPABLE)``: a
+  dumpable answer owns its ``/proc/self`` files, and writing ``/proc/self/autogroup`` sets the
+  nice level of its whole session (fourth red team);
 * sockets of any family but ``AF_UNIX`` (no raw, packet or netlink sockets; the network
   namespace is empty anyway).
 
@@ -55,6 +57,7 @@ DENIED = """
 # ioctl requests that reserve or zero disk blocks like fallocate (FS_IOC_RESVSP, _RESVSP64,
 # _ZERO_RANGE); the kernel reads the request as 32 bits, so compare only those.
 IOCTL_DENIED = (0x40305828, 0x4030582A, 0x40305839)
+PR_SET_DUMPABLE = 4  # prctl options are ints: compared on 32 bits, like the ioctl requests
 NO_FORK = ["fork", "vfork"]
 
 
@@ -85,6 +88,7 @@ def compile_filter(forks: bool) -> bytes:
     if not forks:
         f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
     f.add_rule(eperm, "socket", sc.Arg(0, sc.NE, AF_UNIX))
+    f.add_rule(eperm, "prctl", sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, PR_SET_DUMPABLE))
     for request in IOCTL_DENIED:
         f.add_rule(eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     with tempfile.TemporaryFile() as out:

@@ -214,6 +214,7 @@ class _Meter:
         self.clock = (~pid << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
         self.tasks = "/proc/%d/task" % pid
         self.last = 0.0
+        self.end = None  # CPU clock when the last step ended: what it burns between steps counts
         self.threads = {}  # thread id -> [first seen, last seen, wait then, wait now]
 
     def cpu(self):
@@ -260,7 +261,7 @@ class _Meter:
         # waits may add up to as much again as the CPU the answer spent, which keeps honest
         # threaded work whole and costs a pump of waiting threads its own CPU.
         total = sum(w for _, _, w in spans)
-        return min(total, best[-1] + self.cpu() - self.c0)
+        return min(total, best[-1] + self.cpu() - self.cs)
 
     def waited(self, fresh=False):
         """Time since `start` that the answer spent waiting for a CPU (see `_credit`)."""
@@ -271,7 +272,10 @@ class _Meter:
 
     def start(self, cpu_limit, wall_limit):
         self.threads = {}
-        self.c0, self.t0 = self.cpu(), time.monotonic()
+        self.cs, self.t0 = self.cpu(), time.monotonic()
+        # A step is charged the CPU used since the previous step ended, not since it began: a
+        # thread spinning while the parent judges a reply would otherwise run for free.
+        self.c0 = self.cs if self.end is None else min(self.end, self.cs)
         self._read_waits(first=True)
         self.cpu_limit, self.wall_limit = cpu_limit, wall_limit
 
@@ -419,6 +423,7 @@ def _session(meter, pidfd, ctl, to_child, from_child):
                 status = EXITED
                 break
         used = meter.cpu() - meter.c0
+        meter.end = meter.last
         elapsed = time.monotonic() - meter.t0
         active = max(used, elapsed - meter.waited(fresh=True))  # off the run queue
         reply = b""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from codal_bench.executors.sandbox import SandboxExecutor
+from codal_bench.humaneval.compare import decode, is_floats
 from codal_bench.humaneval.expected import (
     CHILD_SOURCE,
     CHILD_VERSION,
@@ -91,6 +92,7 @@ class HumanEvalChecker:
         self._expected: dict[str, Expected] = {}
         self._batches: dict[tuple[int, int, int], tuple[Any, bytes]] = {}
         self._sizes: dict[tuple[int, str], tuple[Expected, list[int]]] = {}
+        self._decoded: dict[tuple[int, str, str], tuple[Expected, list[Any], int]] = {}
         self._keys: dict[int, tuple[Any, str]] = {}
 
     def identity(self) -> dict[str, Any]:
@@ -255,6 +257,17 @@ class HumanEvalChecker:
             sizes = [len(json.dumps(v)) for v in expected.values[g]]
             hit = self._sizes[k] = (expected, sizes)
         return hit[1]
+
+    def decoded(self, expected: Expected, g: str) -> tuple[list[Any], int]:
+        """Expected values (values mode) decoded once for every answer, and the index of the
+        first float among them: EvalPlus' 1e-6 tolerance is on from there to the group's end."""
+        k = (id(expected), "decoded", g)
+        hit = self._decoded.get(k)
+        if hit is None or hit[0] is not expected:
+            values = [decode(v) for v in expected.values[g]]
+            first = next((n for n, v in enumerate(values) if is_floats(v)), len(values))
+            hit = self._decoded[k] = (expected, values, first)
+        return hit[1], hit[2]
 
     def limits(self, expected: Expected, group: str) -> list[float]:
         return [max(self.min_time_limit, self.time_factor * t) for t in expected.times[group]]
