@@ -21,6 +21,12 @@ from ..types import UsageError
 
 EXTRACTIONS = ("sanitize", "evalplus-local", "as-written", "codal-eval")
 
+
+class ExtractionFailed(ValueError):
+    """EvalPlus' sanitizer raised on an answer (e.g. `RecursionError` on deeply nested code):
+    that answer fails; the run goes on (it runs in the harness, so it must not end the run)."""
+
+
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
@@ -55,7 +61,15 @@ def program(extraction: str, answer: str, problem: dict[str, Any]) -> str:
         answer = answer.replace("\t", "    ")
     elif extraction != "sanitize":
         check_extraction(extraction)
-    from evalplus.sanitize import sanitize
+    import evalplus.sanitize
 
-    result: str = sanitize(answer, entrypoint=problem["entry_point"])
+    from .sanitize_fast import install
+
+    install(evalplus.sanitize)  # the same results, without quadratically many parses
+    sanitize = evalplus.sanitize.sanitize
+    try:
+        result: str = sanitize(answer, entrypoint=problem["entry_point"])
+    except Exception as exc:  # RecursionError and MemoryError included
+        msg = f"code extraction failed: evalplus sanitize raised {exc!r:.200}"
+        raise ExtractionFailed(msg) from None
     return result

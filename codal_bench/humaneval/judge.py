@@ -79,19 +79,28 @@ class ExecJudge:
         )
 
     def grade(self, items: Sequence[GradeInput], generate: GenerateFn) -> list[Grade]:
-        from .extract import program
+        from .checker import CheckResult
+        from .extract import ExtractionFailed, program
 
         if not items:
             return []
         problems = {id(it.sample.data): it.sample.data for it in items}
         expected = self.checker.prepare(list(problems.values()))
-        jobs = []
+        jobs, ran = [], []
+        results: list[CheckResult | None] = []
         for it in items:
             p = it.sample.data
-            jobs.append((p, program(self.extraction, it.answer, p)))
-        results = self.checker.check_many(jobs, expected)
+            try:
+                jobs.append((p, program(self.extraction, it.answer, p)))
+                ran.append(len(results))
+                results.append(None)
+            except ExtractionFailed as exc:
+                results.append(CheckResult("fail", "fail", {"reason": str(exc)}))
+        for n, checked in zip(ran, self.checker.check_many(jobs, expected), strict=True):
+            results[n] = checked
         grades = []
-        for it, res in zip(items, results, strict=False):
+        for it, res in zip(items, results, strict=True):
+            assert res is not None  # every item was checked or failed extraction
             details = {
                 "base": res.base,
                 "plus": res.plus,

@@ -72,14 +72,18 @@ class HumanEvalScoring(BaseScoring):
         canonical solution."""
         if not data:
             return {"extracted_code": None, "reference": None}
-        from .extract import program
+        from .extract import ExtractionFailed, program
 
         graders = getattr(settings, "graders", None) or {}
         # runs graded before the rule was recorded used codal-eval's own extraction
         rule = next((g["extraction"] for g in graders.values() if "extraction" in g), "codal-eval")
         answer = row.get("answer")
+        try:
+            code = program(rule, answer, data) if isinstance(answer, str) else None
+        except ExtractionFailed:
+            code = None
         return {
-            "extracted_code": program(rule, answer, data) if isinstance(answer, str) else None,
+            "extracted_code": code,
             "extraction": rule,
             "reference": data["prompt"] + data.get("canonical_solution", ""),
         }
