@@ -48,7 +48,8 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 0x1000, 0x4000, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 22, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP = 1, 4, 22
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 SIGKILL, SIGUSR2 = 9, 12
 INNER_ID = 1000  # the candidate's uid and gid inside its own user namespace
 OK, CPU, WALL, EXITED, TOO_BIG = 0, 1, 2, 3, 4
@@ -125,7 +126,11 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
         % (config["tmp_size"], config["tmp_inodes"], outer, outer),
     )
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    for hidden in ("/proc/keys", "/proc/key-users"):  # rootless, the harness's keys share our uid
+    # Rootless, the harness's keys share our uid. And we are pid 1 here: rootless, our own
+    # /proc files are ours even when not dumpable (the owner is the root of the user namespace
+    # our memory was made in, the user's), and the owner of `autogroup` may set the nice level
+    # of our session, so that a waiting thread buys sleep.
+    for hidden in ("/proc/keys", "/proc/key-users", "/proc/1/autogroup"):
         _mount("/dev/null", hidden, None, MS_BIND)
     for res, value in (
         (resource.RLIMIT_CPU, max(1, int(cpu + 1.999))),  # a backstop: the supervisor counts
@@ -155,6 +160,10 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
     for cap in range(config["last_cap"] + 1):
         _prctl(PR_CAPBSET_DROP, cap)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    # Not dumpable (rootless, the uid switch kept the host uid, which leaves it dumpable): no
+    # core dumps, and as root its /proc files belong to no one it can be. Seccomp refuses
+    # setting it back.
+    _prctl(PR_SET_DUMPABLE, 0)
     _check(_libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()), "capset")
     _prctl(PR_SET_PDEATHSIG, SIGKILL)
     if os.getuid() != INNER_ID or os.geteuid() != INNER_ID:
