@@ -14,9 +14,10 @@ inside (after imports). Absolute times are printed only next to the ratio they b
 
 Beside them runs the **floor** of warm grading: the canonical solutions called on all their
 inputs by the sandbox's interpreter in 2 plain forked processes, longest task first, with no
-isolation, no limits and no comparison. No checker on this machine can grade faster, so
-floor / EvalPlus is the smallest warm ratio the machine allows in that round, and ours / floor
-is what our isolation and checking cost.
+isolation, no limits, no copies of inputs and no comparison: the answers' own work, which any
+checker must do. floor / EvalPlus is about the smallest warm ratio the machine allows in that
+round (EvalPlus runs on the harness's interpreter, which may be a little faster or slower), and
+ours / floor is what our isolation and checking cost.
 
     python benchmarks/bench_executor.py [--rounds N] [--data PATH] [--baseline DIR]
 """

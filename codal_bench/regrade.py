@@ -23,10 +23,8 @@ from .types import GradeInput, UsageError
 
 
 def _same_revision(opts: RunOptions, tasks: dict[str, TaskSettings]) -> RunOptions:
-    """Read the dataset at the commit the run read, not the newest: a download without a
-    revision resolves to whatever is newest today."""
-    if opts.data_revision:
-        return opts
+    """Read the dataset at the commit the run read: what it asked for (nothing, a branch or a
+    tag) may resolve to a newer commit today."""
     for settings in tasks.values():
         dataset = settings.data.get("dataset") or {}
         if dataset.get("revision_from") == "datasets" and dataset.get("revision"):
@@ -39,10 +37,16 @@ def _same_data(run_id: str, task: str, was: dict[str, Any], now: dict[str, Any])
     very data (references included): a file edited or replaced since is refused."""
     old, new = was.get("data_sha256"), now.get("data_sha256")
     if old and old != new:
+        source = str(was.get("source") or "")
+        how = (
+            "unset $CODAL_BENCH_DATA, so that it is downloaded again"
+            if source.startswith("hf:")
+            else "put that file back (or point $CODAL_BENCH_DATA at a copy of it)"
+        )
         raise UsageError(
             f"grade: {task} data differs from the data run {run_id} was made on "
             f"(sha256 {str(new)[:12]}… from {now.get('source')}, run had {str(old)[:12]}… from "
-            f"{was.get('source')}); point $CODAL_BENCH_DATA (or the run's --data) at that data"
+            f"{source}); {how}"
         )
 
 

@@ -71,5 +71,6 @@ def test_grade_reads_the_dataset_commit_the_run_resolved() -> None:
     opts = RunOptions(model="m")
     assert _same_revision(opts, {"codal-bench": downloaded}).data_revision == resolved
     assert _same_revision(opts, {"codal-bench": declared}).data_revision is None
-    asked = RunOptions(model="m", data_revision="b" * 40)
-    assert _same_revision(asked, {"codal-bench": downloaded}).data_revision == "b" * 40
+    # a run that asked for a branch read the commit it resolved to then, not today's
+    asked = RunOptions(model="m", data_revision="main")
+    assert _same_revision(asked, {"codal-bench": downloaded}).data_revision == resolved

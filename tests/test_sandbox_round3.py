@@ -77,22 +77,33 @@ def test_1_scheduling_priority_cannot_be_lowered(env: Any) -> None:
 
 
 def test_1_the_sessions_autogroup_nice_level_cannot_be_raised(env: Any) -> None:
-    """Fourth red team: `prctl(PR_SET_DUMPABLE, 1)` made /proc/self ours (rootless it is ours
-    anyway), and writing 19 to /proc/self/autogroup put the answer's whole session at nice 19."""
+    """Fourth red team: `prctl(PR_SET_DUMPABLE, 1)` made /proc/self ours (rootless, it is ours
+    anyway), and writing 19 to /proc/self/autogroup put the answer's whole session at nice 19.
+    The review found every thread's /proc/TID/autogroup open as well."""
     r = _probe(env, """
+        import threading
         libc = ctypes.CDLL(None, use_errno=True)
         r["dumpable"] = [libc.prctl(4, 1, 0, 0, 0), ctypes.get_errno()]
         r["high bits"] = [libc.prctl(ctypes.c_long((1 << 32) | 4), 1, 0, 0, 0), ctypes.get_errno()]
-        try:
-            with open("/proc/self/autogroup", "w") as f:
-                f.write("19")
-        except OSError as e:
-            r["error"] = e.errno
-        with open("/proc/self/autogroup") as f:
-            r["autogroup"] = f.read()
+        def attempt(key):
+            path = "/proc/%d/autogroup" % threading.get_native_id()
+            try:
+                with open(path, "w") as f:
+                    f.write("19")
+                r[key] = "written"
+            except OSError as e:
+                r[key] = e.errno
+            with open(path) as f:
+                r[key + " now"] = f.read()
+        attempt("main")
+        t = threading.Thread(target=attempt, args=("thread",))
+        t.start()
+        t.join()
     """)  # fmt: skip
     assert r["dumpable"] == [-1, 1] and r["high bits"] == [-1, 1], r
-    assert "nice" not in r["autogroup"], r  # masked: the kernel's file is out of reach
+    for key in ("main", "thread"):
+        assert r[key] in (13, 30), r  # EACCES (as root: not its file) or EROFS (read-only /proc)
+        assert "nice 0" in r[key + " now"], r
 
 
 def test_2_private_tmp_holds_a_bounded_number_of_files(env: Any) -> None:
@@ -253,12 +264,12 @@ def test_cpu_burnt_between_steps_is_charged_to_the_next_step(env: Any) -> None:
             marshal.dumps(("L", SPIN_BETWEEN_STEPS, "add", "digest"), 4), 5, 10, 4096
         )
         assert load.status == "ok", load
-        time.sleep(1.5)  # the gap: the parent is busy elsewhere, the spinner is not
+        time.sleep(2.0)  # the gap: the parent is busy elsewhere, the spinner is not
         step = session.step(marshal.dumps(("I", [(1, 2)]), 4), 5, 10, 4096)
     finally:
         session.close()
     assert step.status == "ok", step
-    assert step.cpu_s >= 1.0, step  # the gap's CPU, which used to be reported as ~0
+    assert step.cpu_s >= 0.5, step  # the gap's CPU (a loaded machine gives it less), was ~0.01
 
 
 SINGLES_ONLY = """
@@ -288,8 +299,17 @@ def test_inputs_re_run_one_by_one_cost_the_parent_linear_work(env: Any, tmp_path
     p = problem("HumanEval/21")
     expected = checker.prepare([p])[p["task_id"]]
     assert expected.mode == "values" and len(p["plus_input"]) > 900
+    sizes: list[int] = []
+    real_batch = checker.batch
+
+    def batch(problem: Any, g: str, i: int, j: int) -> bytes:
+        sizes.append(j - i)
+        return real_batch(problem, g, i, j)
+
+    checker.batch = batch  # type: ignore[method-assign]
     c0 = time.process_time()
     res = checker.check(p, SINGLES_ONLY, expected)
     parent = time.process_time() - c0
     assert res.status == "pass", res  # within EvalPlus' tolerance, every input alone is fast
+    assert sizes.count(1) > 900, sizes[:20]  # it did make the checker re-run inputs alone
     assert parent < 4.0, parent

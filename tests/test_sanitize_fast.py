@@ -3,6 +3,8 @@
 Compared with a pristine copy of `evalplus.sanitize` (loaded from its file, so that our
 replacement in the imported module does not hide the original) on the chat replies of the
 fidelity fixture and on seeded random mixes of code, prose, blank and broken lines.
+An answer's text that makes the search raise or run past its budget fails that answer; a
+sanitizer that cannot run at all is the harness's error (no verdict).
 """
 
 from __future__ import annotations
@@ -60,6 +62,26 @@ def test_same_sanitize_result_as_evalplus(pristine: ModuleType) -> None:
         assert program("sanitize", text, problem) == pristine.sanitize(text, "f"), text
 
 
+def test_evalplus_itself_is_left_as_it_is() -> None:
+    """Ours replaces `code_extract` in a private copy: other users of EvalPlus in the process
+    (and its own scripts) keep its search and its behaviour."""
+    program("sanitize", "def f(x):\n    return x\n", {"entry_point": "f", "prompt": ""})
+    assert evalplus.sanitize.code_extract is not sanitize_fast.code_extract
+    assert evalplus.sanitize.code_extract.__module__ == "evalplus.sanitize"
+
+
+def test_a_broken_sanitizer_is_the_harness_error_not_the_answers_fail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> None:
+        raise ImportError("tree_sitter_python is missing")
+
+    monkeypatch.setattr(sanitize_fast, "_private", broken)
+    with pytest.raises(ExtractionFailed) as err:
+        program("sanitize", "def f(x):\n    return x\n", {"entry_point": "f", "prompt": ""})
+    assert err.value.verdict == "judge_error"
+
+
 def test_a_long_answer_costs_a_fraction_of_a_second() -> None:
     """400 lines that all parse: 68 s of CPU in EvalPlus' search (fourth red team)."""
     text = "\n".join(["z = 1"] * 400)
@@ -74,6 +96,7 @@ def test_text_built_to_be_costly_fails_that_answer_at_the_budget(
     monkeypatch.setattr(sanitize_fast, "BUDGET_S", 0.3)
     text = "\n".join(["("] * 300)  # no run of lines parses: every pair would be parsed
     t0 = time.process_time()
-    with pytest.raises(ExtractionFailed, match="TooCostly"):
+    with pytest.raises(ExtractionFailed, match="TooCostly") as err:
         program("sanitize", text, {"entry_point": "f", "prompt": ""})
+    assert err.value.verdict == "fail"  # the answer's text: its own verdict
     assert time.process_time() - t0 < 3.0

@@ -21,7 +21,7 @@ from typing import Any
 from ..files import file_sha256, read_jsonl
 from ..resources import data_dir
 from ..taskfiles import task_config
-from ..types import Message, Sample, UsageError, content_hash
+from ..types import Message, Sample, UsageError, canonical_json, content_hash
 from .scores import PREFERENCES
 from .scoring import CodalScoring
 
@@ -269,7 +269,8 @@ class CodalBenchTask:
         # What the candidates and the judge see, however the rows were read: the data hash of a
         # local copy is of its file, so it cannot show that the copy's reference cells are the
         # published ones; this can (a published protocol pins it).
-        self.content_sha256 = content_hash(sorted([s.item_id, s.data] for s in samples))
+        seen = sorted(canonical_json([s.item_id, s.data]) for s in samples)  # ids may repeat
+        self.content_sha256 = content_hash(seen)
         return samples
 
     def messages(self, sample: Sample, backend: str = "openai") -> list[Message]:

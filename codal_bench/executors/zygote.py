@@ -47,7 +47,8 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 0x1000, 0x4000, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP = 1, 4, 22
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 SIGKILL, SIGUSR2 = 9, 12
@@ -125,12 +126,13 @@ def _confine(config, req, outer, fds, sync_w, sync_r):
         "size=%d,nr_inodes=%d,mode=0700,uid=%d,gid=%d"
         % (config["tmp_size"], config["tmp_inodes"], outer, outer),
     )
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    # Rootless, the harness's keys share our uid. And we are pid 1 here: rootless, our own
-    # /proc files are ours even when not dumpable (the owner is the root of the user namespace
-    # our memory was made in, the user's), and the owner of `autogroup` may set the nice level
-    # of our session, so that a waiting thread buys sleep.
-    for hidden in ("/proc/keys", "/proc/key-users", "/proc/1/autogroup"):
+    # Read-only: rootless, our own /proc files (every thread's too) are ours even when not
+    # dumpable (their owner is the root of the user namespace our memory was made in: the
+    # user), and the owner of an `autogroup` file may set the nice level of our session, so
+    # that a waiting thread buys sleep. Nothing here needs writing (the supervisor writes our
+    # uid map through its own /proc).
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    for hidden in ("/proc/keys", "/proc/key-users"):  # rootless, the harness's keys share our uid
         _mount("/dev/null", hidden, None, MS_BIND)
     for res, value in (
         (resource.RLIMIT_CPU, max(1, int(cpu + 1.999))),  # a backstop: the supervisor counts

@@ -23,8 +23,14 @@ EXTRACTIONS = ("sanitize", "evalplus-local", "as-written", "codal-eval")
 
 
 class ExtractionFailed(ValueError):
-    """EvalPlus' sanitizer raised on an answer (e.g. `RecursionError` on deeply nested code):
-    that answer fails; the run goes on (it runs in the harness, so it must not end the run)."""
+    """EvalPlus' sanitizer raised on an answer. On the answer's text (`RecursionError` on deeply
+    nested code, a NUL byte, a search past its budget) that answer fails; anything else is the
+    harness's failure (e.g. a broken install): no verdict, graded again later. Either way the
+    run goes on: this runs in the harness, so it must not end the run."""
+
+    def __init__(self, message: str, verdict: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict  # "fail" or "judge_error"
 
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -61,15 +67,12 @@ def program(extraction: str, answer: str, problem: dict[str, Any]) -> str:
         answer = answer.replace("\t", "    ")
     elif extraction != "sanitize":
         check_extraction(extraction)
-    import evalplus.sanitize
+    from .sanitize_fast import TooCostly, sanitize  # EvalPlus' results, fewer parses
 
-    from .sanitize_fast import install
-
-    install(evalplus.sanitize)  # the same results, without quadratically many parses
-    sanitize = evalplus.sanitize.sanitize
     try:
-        result: str = sanitize(answer, entrypoint=problem["entry_point"])
-    except Exception as exc:  # RecursionError and MemoryError included
+        return sanitize(answer, problem["entry_point"])
+    except Exception as exc:
+        # the answer's text (ValueError: e.g. a NUL byte or a lone surrogate), or the harness's
+        answers = isinstance(exc, RecursionError | ValueError | TooCostly)
         msg = f"code extraction failed: evalplus sanitize raised {exc!r:.200}"
-        raise ExtractionFailed(msg) from None
-    return result
+        raise ExtractionFailed(msg, "fail" if answers else "judge_error") from None

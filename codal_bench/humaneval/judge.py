@@ -95,7 +95,7 @@ class ExecJudge:
                 ran.append(len(results))
                 results.append(None)
             except ExtractionFailed as exc:
-                results.append(CheckResult("fail", "fail", {"reason": str(exc)}))
+                results.append(CheckResult(exc.verdict, exc.verdict, {"reason": str(exc)}))
         for n, checked in zip(ran, self.checker.check_many(jobs, expected), strict=True):
             results[n] = checked
         grades = []

@@ -1,4 +1,4 @@
-"""EvalPlus' `code_extract` with the same answers, minus the parses that cannot change them.
+"""EvalPlus' `sanitize` with the same answers, minus the parses that cannot change them.
 
 `evalplus.sanitize.code_extract` (0.3.1) returns the longest run of lines (by non-blank count;
 the first one found on a tie) that parses, trying every pair of lines (i, j) in order: O(L^2)
@@ -7,16 +7,23 @@ parses of O(L) lines each. A 400-line answer cost 68 s of the harness's CPU (fou
 The loop below visits the same pairs in the same order and updates on the same condition; it
 only skips the parse when the pair's non-blank count cannot beat the best so far, since then the
 original does not update whatever the parse says. Parseable text then costs O(L) parses. Text
-built so that no long run parses can still cost O(L^3), so the search also has a CPU budget:
-past it the answer's extraction fails (that answer only; EvalPlus would still be at it).
+built so that no long run parses can still cost O(L^3), so one answer's sanitizing also has a
+CPU budget: past it that answer's extraction fails (EvalPlus would still be at it).
+
+The search replaces `code_extract` in a private copy of `evalplus.sanitize` (loaded from its
+file), so that nothing else in the process that uses EvalPlus gets it.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import threading
 import time
-from typing import Any
+from types import ModuleType
 
-BUDGET_S = 20.0  # CPU seconds one answer's extraction may take
+BUDGET_S = 20.0  # CPU seconds (of the calling thread) one answer's sanitizing may take
+_local = threading.local()
 
 
 class TooCostly(Exception):
@@ -31,7 +38,7 @@ def code_extract(text: str) -> str:
     before = [0]  # before[k]: non-blank lines among lines[:k]
     for line in lines:
         before.append(before[-1] + (1 if line.strip() else 0))
-    deadline = time.process_time() + BUDGET_S
+    deadline = getattr(_local, "deadline", None) or time.thread_time() + BUDGET_S
     best, pair = 0, (0, 0)
     for i in range(n):
         if before[n] - before[i] <= best:
@@ -40,13 +47,30 @@ def code_extract(text: str) -> str:
             count = before[j + 1] - before[i]
             if count > best and syntax_check("\n".join(lines[i : j + 1])):
                 best, pair = count, (i, j)
-            if time.process_time() > deadline:
+            if time.thread_time() > deadline:
                 raise TooCostly(f"no result within {BUDGET_S:g} s of CPU")
     return "\n".join(lines[pair[0] : pair[1] + 1])
 
 
-def install(module: Any) -> None:
-    """Point `evalplus.sanitize` at the equivalent search (its `sanitize` looks the name up
-    when called)."""
-    if module.code_extract is not code_extract:
-        module.code_extract = code_extract
+@functools.lru_cache(maxsize=1)
+def _private() -> ModuleType:
+    import evalplus.sanitize as original
+
+    spec = importlib.util.spec_from_file_location("_codal_evalplus_sanitize", original.__file__)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load a copy of {original.__file__}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__dict__["code_extract"] = code_extract  # its `sanitize` looks it up when called
+    return module
+
+
+def sanitize(code: str, entrypoint: str) -> str:
+    """`evalplus.sanitize.sanitize(code, entrypoint)`, within one budget for the answer (it may
+    search twice)."""
+    _local.deadline = time.thread_time() + BUDGET_S
+    try:
+        result: str = _private().sanitize(code, entrypoint=entrypoint)
+    finally:
+        _local.deadline = None
+    return result

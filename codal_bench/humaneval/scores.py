@@ -78,12 +78,14 @@ class HumanEvalScoring(BaseScoring):
         # runs graded before the rule was recorded used codal-eval's own extraction
         rule = next((g["extraction"] for g in graders.values() if "extraction" in g), "codal-eval")
         answer = row.get("answer")
+        failed = None
         try:
             code = program(rule, answer, data) if isinstance(answer, str) else None
-        except ExtractionFailed:
-            code = None
+        except ExtractionFailed as exc:
+            code, failed = None, str(exc)
         return {
             "extracted_code": code,
+            **({"extraction_error": failed} if failed else {}),
             "extraction": rule,
             "reference": data["prompt"] + data.get("canonical_solution", ""),
         }
