@@ -14,10 +14,10 @@ import gzip
 import json
 import marshal
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from codal_bench.executors.sandbox import SandboxExecutor
 from codal_bench.humaneval.compare import decode, is_floats
@@ -38,6 +38,7 @@ from codal_bench.humaneval.steps import AnswerRun, SandboxLost
 
 __all__ = ["CheckResult", "Expected", "HumanEvalChecker", "default_cache_dir", "problem_key"]
 
+T = TypeVar("T")
 _RANK = {"pass": 0, "fail": 1, "timeout": 2, "error": 3, "judge_error": 4}
 _UNIT = 8  # inputs per unit of work when preparing expected outputs
 _CANON_CPU = 20.0  # CPU seconds a canonical solution may take per input
@@ -90,10 +91,7 @@ class HumanEvalChecker:
         self.workers = workers or os.cpu_count() or 1
         self.progress = progress
         self._expected: dict[str, Expected] = {}
-        self._batches: dict[tuple[int, int, int], tuple[Any, bytes]] = {}
-        self._sizes: dict[tuple[int, str], tuple[Expected, list[int]]] = {}
-        self._decoded: dict[tuple[int, str, str], tuple[Expected, list[Any], int]] = {}
-        self._keys: dict[int, tuple[Any, str]] = {}
+        self._memo: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # see `_memoised`
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -232,42 +230,40 @@ class HumanEvalChecker:
 
     # -- running candidates ----------------------------------------------------------------
 
+    def _memoised(self, owner: Any, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """`compute()` once per `owner` object and `key`: stored under the owner's id and
+        checked by identity, since an id may be reused once its object is gone."""
+        k = (id(owner), *key)
+        hit = self._memo.get(k)
+        if hit is None or hit[0] is not owner:
+            hit = self._memo[k] = (owner, compute())
+        return cast(T, hit[1])
+
     def key(self, problem: Mapping[str, Any]) -> str:
         """`problem_key`, memoised per problem object (hashing the inputs is not free)."""
-        hit = self._keys.get(id(problem))
-        if hit is None or hit[0] is not problem:
-            hit = self._keys[id(problem)] = (problem, problem_key(problem))
-        return hit[1]
+        return self._memoised(problem, ("key",), lambda: problem_key(problem))
 
     def batch(self, problem: Mapping[str, Any], g: str, i: int, j: int) -> bytes:
         """The step that calls an answer on inputs i..j-1 of group `g` (memoised: the batches
         of a problem are the same for every answer)."""
         obj = problem[f"{g}_input"]
-        k = (id(obj), i, j)
-        hit = self._batches.get(k)
-        if hit is None or hit[0] is not obj:
-            hit = self._batches[k] = (obj, marshal.dumps(("I", obj[i:j]), 4))
-        return hit[1]
+        return self._memoised(obj, ("batch", i, j), lambda: marshal.dumps(("I", obj[i:j]), 4))
 
     def value_sizes(self, expected: Expected, g: str) -> list[int]:
         """Encoded size of each expected value (values mode): the reply caps follow from them."""
-        k = (id(expected), g)
-        hit = self._sizes.get(k)
-        if hit is None or hit[0] is not expected:
-            sizes = [len(json.dumps(v)) for v in expected.values[g]]
-            hit = self._sizes[k] = (expected, sizes)
-        return hit[1]
+        return self._memoised(
+            expected, ("sizes", g), lambda: [len(json.dumps(v)) for v in expected.values[g]]
+        )
 
     def decoded(self, expected: Expected, g: str) -> tuple[list[Any], int]:
         """Expected values (values mode) decoded once for every answer, and the index of the
         first float among them: EvalPlus' 1e-6 tolerance is on from there to the group's end."""
-        k = (id(expected), "decoded", g)
-        hit = self._decoded.get(k)
-        if hit is None or hit[0] is not expected:
+
+        def compute() -> tuple[list[Any], int]:
             values = [decode(v) for v in expected.values[g]]
-            first = next((n for n, v in enumerate(values) if is_floats(v)), len(values))
-            hit = self._decoded[k] = (expected, values, first)
-        return hit[1], hit[2]
+            return values, next((n for n, v in enumerate(values) if is_floats(v)), len(values))
+
+        return self._memoised(expected, ("decoded", g), compute)
 
     def limits(self, expected: Expected, group: str) -> list[float]:
         return [max(self.min_time_limit, self.time_factor * t) for t in expected.times[group]]

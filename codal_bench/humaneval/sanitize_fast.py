@@ -52,8 +52,8 @@ def code_extract(text: str) -> str:
     return "\n".join(lines[pair[0] : pair[1] + 1])
 
 
-@functools.lru_cache(maxsize=1)
-def _private() -> ModuleType:
+def evalplus_copy() -> ModuleType:
+    """A fresh copy of `evalplus.sanitize`, loaded from its file (not the imported module)."""
     import evalplus.sanitize as original
 
     spec = importlib.util.spec_from_file_location("_codal_evalplus_sanitize", original.__file__)
@@ -61,6 +61,12 @@ def _private() -> ModuleType:
         raise ImportError(f"cannot load a copy of {original.__file__}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def _private() -> ModuleType:
+    module = evalplus_copy()
     module.__dict__["code_extract"] = code_extract  # its `sanitize` looks it up when called
     return module
 
