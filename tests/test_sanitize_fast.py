@@ -3,8 +3,8 @@
 Compared with a pristine copy of `evalplus.sanitize` (loaded from its file, so that our
 replacement in the imported module does not hide the original) on the chat replies of the
 fidelity fixture and on seeded random mixes of code, prose, blank and broken lines.
-An answer's text that makes the search raise or run past its budget fails that answer; a
-sanitizer that cannot run at all is the harness's error (no verdict).
+An answer's text that makes the sanitizer raise fails that answer; a search past its budget, or
+a sanitizer that cannot run at all, is the harness's error (no verdict).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_a_long_answer_costs_a_fraction_of_a_second() -> None:
     assert time.process_time() - t0 < 2.0
 
 
-def test_text_built_to_be_costly_fails_that_answer_at_the_budget(
+def test_text_built_to_be_costly_stops_at_the_budget_without_a_verdict(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sanitize_fast, "BUDGET_S", 0.3)
@@ -94,5 +94,6 @@ def test_text_built_to_be_costly_fails_that_answer_at_the_budget(
     t0 = time.process_time()
     with pytest.raises(ExtractionFailed, match="TooCostly") as err:
         program("sanitize", text, {"entry_point": "f", "prompt": ""})
-    assert err.value.verdict == "fail"  # the answer's text: its own verdict
+    # an honest long reply can get there too (red team 5): no verdict rather than a fail
+    assert err.value.verdict == "judge_error"
     assert time.process_time() - t0 < 3.0

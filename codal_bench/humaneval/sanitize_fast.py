@@ -8,7 +8,7 @@ The loop below visits the same pairs in the same order and updates on the same c
 only skips the parse when the pair's non-blank count cannot beat the best so far, since then the
 original does not update whatever the parse says. Parseable text then costs O(L) parses. Text
 built so that no long run parses can still cost O(L^3), so one answer's sanitizing also has a
-CPU budget: past it that answer's extraction fails (EvalPlus would still be at it).
+CPU budget: past it the answer gets no verdict (EvalPlus would still be at it).
 
 The search replaces `code_extract` in a private copy of `evalplus.sanitize` (loaded from its
 file), so that nothing else in the process that uses EvalPlus gets it.
