@@ -4,7 +4,8 @@ Compared with a pristine copy of `evalplus.sanitize` (loaded from its file, so t
 replacement in the imported module does not hide the original) on the chat replies of the
 fidelity fixture and on seeded random mixes of code, prose, blank and broken lines.
 An answer's text that makes the sanitizer raise fails that answer; a search past its budget, or
-a sanitizer that cannot run at all, is the harness's error (no verdict).
+a sanitizer that cannot run at all, is the harness's error (no verdict). (`program` runs the
+sanitizer in a worker process: tests/test_sanitize_proc.py.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from types import ModuleType
 import evalplus.sanitize
 import pytest
 
-from codal_bench.humaneval import sanitize_fast
+from codal_bench.humaneval import sanitize_fast, sanitize_proc
 from codal_bench.humaneval.extract import ExtractionFailed, program
+from codal_bench.humaneval.sanitize_proc import SanitizerPool
 
 REPLIES = Path(__file__).resolve().parent / "fixtures" / "humaneval" / "chat_replies.jsonl"
 LINES = [
@@ -69,12 +71,13 @@ def test_evalplus_itself_is_left_as_it_is() -> None:
 def test_a_broken_sanitizer_is_the_harness_error_not_the_answers_fail(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken() -> None:
-        raise ImportError("tree_sitter_python is missing")
-
-    monkeypatch.setattr(sanitize_fast, "_private", broken)
-    with pytest.raises(ExtractionFailed) as err:
-        program("sanitize", "def f(x):\n    return x\n", {"entry_point": "f", "prompt": ""})
+    pool = SanitizerPool(size=1, target="tests.sanitize_targets:broken")
+    monkeypatch.setattr(sanitize_proc, "_shared", pool)
+    try:
+        with pytest.raises(ExtractionFailed, match="tree_sitter_python is missing") as err:
+            program("sanitize", "BROKEN", {"entry_point": "f", "prompt": ""})
+    finally:
+        pool.close()
     assert err.value.verdict == "judge_error"
 
 
@@ -89,7 +92,7 @@ def test_a_long_answer_costs_a_fraction_of_a_second() -> None:
 def test_text_built_to_be_costly_stops_at_the_budget_without_a_verdict(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sanitize_fast, "BUDGET_S", 0.3)
+    monkeypatch.setattr(sanitize_proc, "BUDGET_S", 0.3)  # what the worker is given
     text = "\n".join(["("] * 300)  # no run of lines parses: every pair would be parsed
     t0 = time.process_time()
     with pytest.raises(ExtractionFailed, match="TooCostly") as err:

@@ -24,9 +24,9 @@ EXTRACTIONS = ("sanitize", "evalplus-local", "as-written", "codal-eval")
 
 class ExtractionFailed(ValueError):
     """EvalPlus' sanitizer raised on an answer. On the answer's text (`RecursionError` on deeply
-    nested code, a NUL byte) that answer fails; anything else (a search past its budget, a
-    broken install) is the harness's failure: no verdict, graded again later. Either way the
-    run goes on: this runs in the harness, so it must not end the run."""
+    nested code, a NUL byte) that answer fails; anything else (past its CPU budget or memory
+    cap, a crashed worker, a broken install) is the harness's failure: no verdict, graded again
+    later. Either way the run goes on (sanitize_proc: the sanitizer runs in worker processes)."""
 
     def __init__(self, message: str, verdict: str) -> None:
         super().__init__(message)
@@ -67,15 +67,16 @@ def program(extraction: str, answer: str, problem: dict[str, Any]) -> str:
         answer = answer.replace("\t", "    ")
     elif extraction != "sanitize":
         check_extraction(extraction)
-    from .sanitize_fast import sanitize  # EvalPlus' results, fewer parses
+    from .sanitize_proc import shared  # EvalPlus' results (fewer parses), in a worker process
 
-    try:
-        return sanitize(answer, problem["entry_point"])
-    except Exception as exc:
-        # The answer's text (ValueError: e.g. a NUL byte or a lone surrogate) is its own fail.
-        # Running past the budget is not: an honest long reply (~7k tokens of prose and code)
-        # gets there on a slow machine, where EvalPlus would sanitize it, slowly. Like any
-        # failure of the harness's, it gets no verdict (a grading error, counted against the run).
-        answers = isinstance(exc, RecursionError | ValueError)
-        msg = f"code extraction failed: evalplus sanitize raised {exc!r:.200}"
-        raise ExtractionFailed(msg, "fail" if answers else "judge_error") from None
+    # The answer's text that the sanitizer rejects (RecursionError, ValueError: e.g. a NUL byte)
+    # is the answer's fail. Running past the budget is not: an honest long reply (~7k tokens of
+    # prose and code) gets there on a slow machine, where EvalPlus would sanitize it, slowly.
+    # Like any failure of the harness's (a dead worker, a missing module) it gets no verdict: a
+    # grading error, counted against the run.
+    kind, value = shared().sanitize(answer, problem["entry_point"])
+    if kind == "ok":
+        return value
+    raise ExtractionFailed(
+        f"code extraction failed: {value}", "fail" if kind == "fail" else "judge_error"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..types import CodalError, GenerateFn, Grade, GradeInput, content_hash
@@ -86,16 +87,26 @@ class ExecJudge:
             return []
         problems = {id(it.sample.data): it.sample.data for it in items}
         expected = self.checker.prepare(list(problems.values()))
+
+        def extract(it: GradeInput) -> str | ExtractionFailed:
+            try:
+                return program(self.extraction, it.answer, it.sample.data)
+            except ExtractionFailed as exc:
+                return exc
+
+        # sanitizing runs in worker processes (sanitize_proc): one costly answer at a time
+        # would hold up all the others
+        with ThreadPoolExecutor(max_workers=self.checker.workers) as pool:
+            programs = list(pool.map(extract, items))
         jobs, ran = [], []
         results: list[CheckResult | None] = []
-        for it in items:
-            p = it.sample.data
-            try:
-                jobs.append((p, program(self.extraction, it.answer, p)))
+        for it, prog in zip(items, programs, strict=True):
+            if isinstance(prog, ExtractionFailed):
+                results.append(CheckResult(prog.verdict, prog.verdict, {"reason": str(prog)}))
+            else:
+                jobs.append((it.sample.data, prog))
                 ran.append(len(results))
                 results.append(None)
-            except ExtractionFailed as exc:
-                results.append(CheckResult(exc.verdict, exc.verdict, {"reason": str(exc)}))
         for n, checked in zip(ran, self.checker.check_many(jobs, expected), strict=True):
             results[n] = checked
         grades = []

@@ -38,7 +38,8 @@ def code_extract(text: str) -> str:
     before = [0]  # before[k]: non-blank lines among lines[:k]
     for line in lines:
         before.append(before[-1] + (1 if line.strip() else 0))
-    deadline = getattr(_local, "deadline", None) or time.thread_time() + BUDGET_S
+    budget = getattr(_local, "budget", None) or BUDGET_S
+    deadline = getattr(_local, "deadline", None) or time.thread_time() + budget
     best, pair = 0, (0, 0)
     for i in range(n):
         if before[n] - before[i] <= best:
@@ -48,7 +49,7 @@ def code_extract(text: str) -> str:
             if count > best and syntax_check("\n".join(lines[i : j + 1])):
                 best, pair = count, (i, j)
             if time.thread_time() > deadline:
-                raise TooCostly(f"no result within {BUDGET_S:g} s of CPU")
+                raise TooCostly(f"no result within {budget:g} s of CPU")
     return "\n".join(lines[pair[0] : pair[1] + 1])
 
 
@@ -71,12 +72,14 @@ def _private() -> ModuleType:
     return module
 
 
-def sanitize(code: str, entrypoint: str) -> str:
-    """`evalplus.sanitize.sanitize(code, entrypoint)`, within one budget for the answer (it may
-    search twice)."""
-    _local.deadline = time.thread_time() + BUDGET_S
+def sanitize(code: str, entrypoint: str, budget: float | None = None) -> str:
+    """`evalplus.sanitize.sanitize(code, entrypoint)`, within one budget for the answer's search
+    (it may search twice). sanitize_proc runs this in a worker process, where the kernel also
+    bounds everything else it does."""
+    _local.budget = BUDGET_S if budget is None else budget
+    _local.deadline = time.thread_time() + _local.budget
     try:
         result: str = _private().sanitize(code, entrypoint=entrypoint)
     finally:
-        _local.deadline = None
+        _local.deadline = _local.budget = None
     return result
