@@ -52,7 +52,10 @@ from codal_bench.types import ExecResult
 
 SANDBOX_VERSION = "5"
 _SLOTS = 64
-_ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py").read_text()
+# meter.py's source first: the zygote runs as one `-c` program with no import path
+_ZYGOTE_SOURCE = "\n\n".join(
+    Path(__file__).with_name(name).read_text() for name in ("meter.py", "zygote.py")
+)
 _USR = ("bin", "lib", "lib64")  # what the system python needs; nothing else of /usr
 _USERNS_KNOBS = (
     ("/proc/sys/kernel/unprivileged_userns_clone", "0",
