@@ -12,6 +12,8 @@ export HUMANEVAL_OVERRIDE_PATH ?= $(abspath $(DATA))/humanevalplus/HumanEvalPlus
 # The paper's prompt files (a folder laid out like the authors' repository), instead of the download.
 export CODAL_BENCH_UPSTREAM ?= $(abspath $(DATA))/codal-bench/upstream-src
 export HF_HUB_OFFLINE ?= 1
+# EvalPlus' verdicts for the fidelity tests, computed by the root pass, reused by the rootless one
+export CODAL_TEST_EVALPLUS_CACHE ?= $(CURDIR)/.test-cache/evalplus-verdicts
 
 # Run again as an unprivileged user (the sandbox's rootless mode): every test of the sandbox.
 ROOTLESS_USER  ?= codal-rootless

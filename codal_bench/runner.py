@@ -134,7 +134,12 @@ def run(
     judged = [t for t in tasks if model_judged(t)]
     if judged and judge_spec is None:
         raise UsageError(f"{judged[0].name} needs a judge: pass --judge SPEC (e.g. gpt-4, smollm2)")
-    judge_backend = build_backend(judge_spec) if (judge_spec and judged) else None
+    judge_backend = None
+    if judge_spec and judged:
+        # The same model with the same options judges through the candidate's backend: a second
+        # start of one local checkpoint (the demo: smollm2 both ways) costs ~25 s on the CPU.
+        same = judge_spec == spec and judge_spec.options == spec.options
+        judge_backend = backend if same else build_backend(judge_spec)
 
     # Load: every data problem surfaces here, before anything is written or sent.
     plan: list[tuple[Task, Sample, SamplingParams, int]] = []
@@ -230,7 +235,8 @@ def run(
         )  # fmt: skip
         answers = {r.key: g for r, g in zip(requests, gen(requests), strict=True)}
         newest = store.resolve(answers)  # where each answer's row is, after a --refresh
-        backend.close()  # frees a local engine before the judge's loads
+        if judge_backend is not backend:
+            backend.close()  # frees a local engine before the judge's loads
         runner.stats.timings["generate_s"] = time.monotonic() - t
 
         t = time.monotonic()

@@ -49,3 +49,18 @@ class JudgeBackend(CountingBackend):
             return "I cannot decide."
         digest = hashlib.sha256(r.messages[-1].content.encode()).digest()
         return f"Rationale: looks fine.\nRating: {1 + digest[0] % 10}"
+
+
+class TrackedJudge(JudgeBackend):
+    """A `JudgeBackend` that records each instance and when it was closed (engine sharing)."""
+
+    calls: ClassVar[list[Request]] = []
+    instances: ClassVar[list[TrackedJudge]] = []
+
+    def __init__(self, model: str, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.closed_after_calls: list[int] = []
+        type(self).instances.append(self)
+
+    def close(self) -> None:
+        self.closed_after_calls.append(len(type(self).calls))

@@ -12,7 +12,7 @@ from codal_bench.runner import RunOptions, run
 from codal_bench.store import Store
 from codal_bench.summary import metric_value
 from codal_bench.types import CodalError, UsageError
-from tests.fakes import CountingBackend, JudgeBackend
+from tests.fakes import CountingBackend, JudgeBackend, TrackedJudge
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +65,36 @@ def test_codal_run_records_and_second_run_makes_no_calls(
     assert len(CountingBackend.calls) == 10 and len(JudgeBackend.calls) == 10  # zero new calls
     assert second.summary == first.summary
     assert second.record.counts["requests_sent"] == 0
+
+
+@pytest.mark.parametrize(
+    ("judge", "judge_options", "instances"),
+    [("tracked:m", {}, 1), ("tracked:m", {"temperature_scale": 2}, 2), ("tracked:other", {}, 2)],
+)
+def test_the_candidates_backend_judges_when_the_judge_is_the_same_model(
+    codal_data: Path,
+    store_path: Path,
+    judge: str,
+    judge_options: dict[str, object],
+    instances: int,
+) -> None:
+    """One backend (one local engine) when candidate and judge are the same spec with the same
+    options, closed once after judging; otherwise the candidate's is closed before judging."""
+    registry.register("backend", "tracked", "tests.fakes:TrackedJudge")
+    TrackedJudge.instances.clear()
+    TrackedJudge.calls.clear()
+    try:
+        res = run(
+            _opts(codal_data, model="tracked:m", judge=judge, judge_options=judge_options),
+            Store(store_path),
+        )
+    finally:
+        registry.unregister("backend", "tracked")
+    assert res.status == "complete"
+    assert len(TrackedJudge.calls) == 20  # 10 answers, 10 ratings
+    assert len(TrackedJudge.instances) == instances
+    closes = [b.closed_after_calls for b in TrackedJudge.instances]
+    assert closes == ([[20]] if instances == 1 else [[10], [20]])
 
 
 def test_new_judge_regrades_but_reuses_answers(codal_data: Path, store_path: Path) -> None:

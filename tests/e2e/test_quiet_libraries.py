@@ -35,7 +35,7 @@ def demo_args() -> list[str]:
     return cmd.replace("$(LIMIT)", "1").split()[1:]
 
 
-@pytest.mark.timeout(2400)  # two engine starts on a shared 2-core machine can pass 15 minutes
+@pytest.mark.timeout(2400)  # both phases on a shared 2-core machine can pass 15 minutes
 def test_demo_prints_no_library_lines(tmp_path: Path, codal_data: Path, heplus_data: Path) -> None:
     store = tmp_path / "store" / "results.sqlite"
     env = {
