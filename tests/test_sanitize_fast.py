@@ -44,13 +44,15 @@ def _texts() -> list[str]:
     rng = random.Random(20261202)
     for _ in range(400):
         texts.append("\n".join(rng.choice(LINES) for _ in range(rng.randint(0, 30))))
+    # the parser's own nesting limit raises a bare MemoryError (3.11): "does not parse" for both
+    texts.append("def f(x):\n    return x\nz = " + "-" * 10_000 + "1\nprint(f(3))")
     return texts
 
 
 def test_same_result_as_evalplus_on_every_text(pristine: ModuleType) -> None:
     texts = _texts()
     differ = [t for t in texts if sanitize_fast.code_extract(t) != pristine.code_extract(t)]
-    assert differ == [] and len(texts) == 425
+    assert differ == [] and len(texts) == 426
 
 
 def test_same_sanitize_result_as_evalplus(pristine: ModuleType) -> None:
@@ -94,9 +96,10 @@ def test_text_built_to_be_costly_stops_at_the_budget_without_a_verdict(
 ) -> None:
     monkeypatch.setattr(sanitize_proc, "BUDGET_S", 0.3)  # what the worker is given
     text = "\n".join(["("] * 300)  # no run of lines parses: every pair would be parsed
-    t0 = time.process_time()
+    program("sanitize", "def f(x):\n    return x\n", {"entry_point": "f", "prompt": ""})  # warm
+    t0 = time.monotonic()
     with pytest.raises(ExtractionFailed, match="TooCostly") as err:
         program("sanitize", text, {"entry_point": "f", "prompt": ""})
     # an honest long reply can get there too (red team 5): no verdict rather than a fail
     assert err.value.verdict == "judge_error"
-    assert time.process_time() - t0 < 3.0
+    assert time.monotonic() - t0 < 5.0  # the worker's search stopped at its 0.3 s

@@ -10,7 +10,8 @@ caller gets an outcome for that one answer and the next answer gets a fresh work
 
 Outcomes: ("ok", program), ("fail", why) when the sanitizer rejected the answer's text
 (RecursionError, ValueError: that answer fails, as under EvalPlus, which would raise), and
-("error", why) for anything else (budget, memory, a dead worker): no verdict, graded again.
+("error", why) for anything else (budget, memory, a dead worker, a worker that cannot start): no
+verdict, graded again.
 
 The workers parse text; they never run it. They run as the harness's user: a worker is a bound
 on cost and a firewall for crashes, not a security boundary against a parser exploit.
@@ -19,10 +20,10 @@ on cost and a firewall for crashes, not a security boundary against a parser exp
 from __future__ import annotations
 
 import atexit
+import json
 import marshal
 import os
 import queue
-import resource
 import select
 import signal
 import struct
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from typing import Any
 
 from .sanitize_fast import BUDGET_S
@@ -37,6 +39,13 @@ from .sanitize_fast import BUDGET_S
 MEMORY_BYTES = 4 << 30  # a worker's address space: tree-sitter's tree of a few MB of text fits
 TARGET = "codal_bench.humaneval.sanitize_fast:sanitize"
 _HEAD = struct.Struct("<I")
+# Started with -I (no cwd, no PYTHONPATH, no user site) and given the harness's import path
+# explicitly: a folder named codal_bench or evalplus in the working directory, or a path with
+# ":" in it, cannot make the worker load other code than the harness did.
+_BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from codal_bench.humaneval.sanitize_proc import _serve; _serve(sys.argv[2], int(sys.argv[3]))"
+)
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -68,10 +77,9 @@ class _Worker:
     """One worker process and its pipes; used by one thread at a time."""
 
     def __init__(self, target: str, memory_bytes: int) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", __name__, target, str(memory_bytes)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            [sys.executable, "-I", "-c", _BOOT, json.dumps(sys.path), target, str(memory_bytes)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.to, self.back = self.proc.stdin.fileno(), self.proc.stdout.fileno()
@@ -79,19 +87,24 @@ class _Worker:
     def call(self, text: str, entry: str, budget: float, wall: float) -> tuple[str, str]:
         try:
             _write_frame(self.to, marshal.dumps((text, entry, budget)))
+            waiter = select.poll()  # not select(): descriptors may be past 1024
+            waiter.register(self.back, select.POLLIN)
             deadline = time.monotonic() + wall
-            ready: list[int] = []
-            while not ready and (left := deadline - time.monotonic()) > 0:
-                ready, _, _ = select.select([self.back], [], [], left)
-            if not ready:
-                self.kill()
-                return "error", f"the sanitizer gave no answer within {wall:g} s"
+            while not waiter.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                if time.monotonic() >= deadline:
+                    self.kill()
+                    return "error", f"the sanitizer gave no answer within {wall:g} s"
             (size,) = _HEAD.unpack(_read_exact(self.back, _HEAD.size))
-            kind, value = marshal.loads(_read_exact(self.back, size))
+            kind, value, retiring = marshal.loads(_read_exact(self.back, size))
+            if retiring:  # it exits after this reply: no other answer may be sent to it
+                self.kill()
             return str(kind), str(value)
         except (OSError, EOFError, ValueError, TypeError, struct.error):
             self.kill()
             return "error", _died(self.proc.returncode or 0, budget)
+        except BaseException:  # interrupted with a reply pending: it must reach no other answer
+            self.kill()
+            raise
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -113,12 +126,31 @@ class SanitizerPool:
     def __init__(
         self, size: int | None = None, target: str = TARGET, memory_bytes: int = MEMORY_BYTES
     ) -> None:
-        self.size = max(1, size or os.cpu_count() or 1)
+        self.size = max(1, size or len(os.sched_getaffinity(0)))
         self.target, self.memory_bytes = target, memory_bytes
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(self.size)
-        self._all: list[_Worker] = []
+        self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+
+    def _take(self) -> _Worker:
+        while True:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if worker.alive:
+                return worker
+            self._drop(worker)  # died while idle (the OOM killer, a stray signal)
+        worker = _Worker(self.target, self.memory_bytes)
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _drop(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
 
     def sanitize(
         self, text: str, entry: str, budget: float | None = None, wall: float | None = None
@@ -126,25 +158,25 @@ class SanitizerPool:
         budget = BUDGET_S if budget is None else budget
         with self._slots:
             try:
-                worker = self._idle.get_nowait()
-            except queue.Empty:
-                worker = _Worker(self.target, self.memory_bytes)
-                with self._lock:
-                    self._all.append(worker)
+                worker = self._take()
+            except OSError as exc:  # no process to be had (EMFILE, EAGAIN, ENOMEM, ...)
+                return "error", f"cannot start the sanitizer: {exc}"
+            done = False
             try:
                 # the wall limit only catches a worker that stopped without dying: CPU is the
                 # budget, and a loaded machine may take many times that in wall time
-                return worker.call(text, entry, budget, wall or 30 * budget + 30)
+                out = worker.call(text, entry, budget, wall or 30 * budget + 30)
+                done = True
+                return out
             finally:
-                if worker.alive:
+                if done and worker.alive:
                     self._idle.put(worker)
                 else:
-                    with self._lock:
-                        self._all.remove(worker)
+                    self._drop(worker)
 
     def close(self) -> None:
         with self._lock:
-            workers, self._all = self._all, []
+            workers, self._all = self._all, set()
         for w in workers:
             w.kill()
 
@@ -163,17 +195,44 @@ def shared() -> SanitizerPool:
         return _shared
 
 
+def _without_evalplus_data() -> None:
+    """`evalplus.sanitize` imports five helpers of `evalplus.data` for its command line, and
+    that module imports `datasets` (1.4 GiB of address space, 1.3 s). The worker only calls
+    `sanitize`, so it gets stand-ins that say so if anything ever calls them."""
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("evalplus.data is not loaded in the sanitizer's worker")
+
+    stub = types.ModuleType("evalplus.data")
+    for name in ("get_human_eval_plus", "get_mbpp_plus", "load_solutions", "write_directory",
+                 "write_jsonl"):  # fmt: skip
+        setattr(stub, name, unavailable)
+    sys.modules.setdefault("evalplus.data", stub)
+
+
 def _serve(target: str, memory_bytes: int) -> None:
     """The worker: requests (text, entry point, budget) in, outcomes out, until stdin closes."""
     import importlib
+    import resource
 
     channel = os.dup(1)
     os.dup2(2, 1)  # anything printed goes where stderr goes, never into the channel
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # an ignored SIGXCPU would survive exec
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would dump core
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    module, name = target.split(":")
-    fn: Any = getattr(importlib.import_module(module), name)
-    fn("", "f", BUDGET_S)  # its imports, before the first answer's budget starts
+    try:  # under memory pressure, a worker goes before the harness
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    _without_evalplus_data()
+    try:
+        module, name = target.split(":")
+        fn: Any = getattr(importlib.import_module(module), name)
+        fn("", "f", BUDGET_S)  # its imports, before the first answer's budget starts
+        broken = None
+    except BaseException as exc:  # noqa: BLE001  (said to every request, not lost)
+        broken = f"the sanitizer cannot start: {exc!r:.300}"
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     while True:
         try:
@@ -186,16 +245,23 @@ def _serve(target: str, memory_bytes: int) -> None:
         if hard != resource.RLIM_INFINITY:
             soft = min(soft, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-        try:
-            out = ("ok", fn(text, entry, budget))
-        except (RecursionError, ValueError) as exc:  # the text itself: that answer fails
-            out = ("fail", f"evalplus sanitize raised {exc!r:.200}")
-        except MemoryError:
-            out = ("error", f"the sanitizer ran out of memory ({memory_bytes >> 20} MiB)")
-        except BaseException as exc:  # noqa: BLE001  (any other is the harness's failure)
-            out = ("error", f"evalplus sanitize raised {exc!r:.200}")
-        _write_frame(channel, marshal.dumps(out))
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]))
+        out: tuple[str, str]
+        if broken is not None:
+            out = ("error", broken)
+        else:
+            try:
+                out = ("ok", fn(text, entry, budget))
+            except (RecursionError, ValueError) as exc:  # the text itself: that answer fails
+                out = ("fail", f"evalplus sanitize raised {exc!r:.200}")
+            except MemoryError:
+                out = ("error", f"the sanitizer ran out of memory ({memory_bytes >> 20} MiB)")
+            except BaseException as exc:  # noqa: BLE001  (any other is the harness's failure)
+                out = ("error", f"evalplus sanitize raised {exc!r:.200}")
+        # after running out of memory the heap may stay fragmented; near a finite hard CPU
+        # limit the next budget could not be given: either way a fresh worker takes over
+        retire = out[1].startswith("the sanitizer ran out of memory") or (
+            hard != resource.RLIM_INFINITY and sum(os.times()[:2]) + budget + 3 > hard
+        )
+        _write_frame(channel, marshal.dumps((*out, retire)))
+        if retire:
+            return
