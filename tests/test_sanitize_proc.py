@@ -216,3 +216,24 @@ def test_the_memory_cap_gives_no_verdict_rather_than_another_program() -> None:
         assert pool.sanitize(deep, "add") == ("ok", "def add(x, y):\n    return x + y")
     finally:
         pool.close()
+
+
+@pytest.mark.slow
+def test_a_huge_allocation_that_fails_is_no_verdict_and_moves_no_other_answer() -> None:
+    """The parser decodes a string literal with an escape in one allocation of 6 bytes per
+    UTF-8 byte: past the cap it fails while little memory is in use (second review: read as
+    "does not parse", this answer sanitized to `add` alone, a pass, where EvalPlus keeps the
+    line and fails it). And a big answer that parses leaves the worker's verdicts on later
+    answers as they were."""
+    breaking = 'K = 1 if "\\n' + "\u00e9" * 50_000_000 + '" else 0'
+    text = f"def add(x, y):\n    return x + y + (K if 'K' in globals() else 0)\n{breaking}"
+    deep = "def add(x, y):\n    return x + y\nz = " + "-" * 10_000 + "1\n"
+    big_ok = "def add(x, y):\n    return x + y\nz = [" + "0," * 400_000 + "]\n"
+    pool = SanitizerPool(size=1, memory_bytes=512 << 20)
+    try:
+        kind, why = pool.sanitize(text, "add")
+        assert kind == "error" and "out of memory" in why, (kind, why[:200])
+        assert pool.sanitize(big_ok, "add")[0] == "ok"
+        assert pool.sanitize(deep, "add") == ("ok", "def add(x, y):\n    return x + y")
+    finally:
+        pool.close()

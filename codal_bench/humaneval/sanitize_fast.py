@@ -31,34 +31,36 @@ class TooCostly(Exception):
     """The search for the longest parseable run went past `BUDGET_S`."""
 
 
-def _near_memory_cap() -> bool:
-    """Whether this process came close to its address-space cap (RLIMIT_AS) at some point."""
+# Memory a parse may take per byte of source, at most (a list of small ints: ~350 bytes; a
+# string literal with escapes: 6 bytes per UTF-8 byte in one allocation), with room to spare.
+PARSE_BYTES_PER_BYTE = 1000
+
+
+def _could_run_out(text: str) -> bool:
+    """Whether parsing `text` could need half this process's address-space cap (RLIMIT_AS)."""
     import resource
 
     cap, _ = resource.getrlimit(resource.RLIMIT_AS)
     if cap == resource.RLIM_INFINITY:
-        return False
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            peak = next(int(x.split()[1]) << 10 for x in f if x.startswith("VmPeak:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return True  # cannot tell: the safe side is no verdict
-    return peak > cap - max(256 << 20, cap // 4)  # a failed allocation may have been large
+        return False  # no cap: whatever happens is what EvalPlus would meet too
+    return len(text.encode("utf-8", "surrogatepass")) * PARSE_BYTES_PER_BYTE > cap // 2
 
 
 def syntax_check(text: str) -> bool:
     """EvalPlus' `syntax_check`: whether `ast.parse` takes the text, False on SyntaxError or
     MemoryError. Python 3.11's parser raises a bare MemoryError at its own nesting limit, the
-    same on every machine, and that one stays False. A MemoryError near the worker's memory
-    cap is the machine's, not the text's: it propagates (a grading error), or the search would
-    settle on a shorter run than EvalPlus without the cap (review of session 6: a correct
-    answer followed by a 6 MB line that breaks it sanitized to the answer alone, a pass)."""
+    same on every machine, and that one stays False. But under the worker's memory cap a text
+    big enough to need that much memory may fail where EvalPlus without a cap parses it, and the
+    search would settle on a shorter run (reviews of session 6: a correct answer followed by a
+    huge line that breaks it sanitized to the answer alone, a pass). Such a MemoryError
+    propagates: a grading error. The line is drawn by the text's size alone, so that no other
+    answer (nor how full the worker is) can move it."""
     try:
         ast.parse(text)
     except SyntaxError:
         return False
     except MemoryError:
-        if _near_memory_cap():
+        if _could_run_out(text):
             raise
         return False
     return True

@@ -60,9 +60,10 @@ def _read_exact(fd: int, n: int) -> bytes:
 
 
 def _write_frame(fd: int, payload: bytes) -> None:
-    data = memoryview(_HEAD.pack(len(payload)) + payload)
-    while data:
-        data = data[os.write(fd, data) :]
+    for part in (_HEAD.pack(len(payload)), payload):  # no joined copy of a big answer
+        data = memoryview(part)
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 def _died(code: int, budget: float) -> str:
@@ -85,8 +86,11 @@ class _Worker:
         self.to, self.back = self.proc.stdin.fileno(), self.proc.stdout.fileno()
 
     def call(self, text: str, entry: str, budget: float, wall: float) -> tuple[str, str]:
+        request = marshal.dumps((text, entry, budget))
+        if len(request) >= 1 << 32:
+            return "error", f"the answer is too large to sanitize ({len(text)} characters)"
         try:
-            _write_frame(self.to, marshal.dumps((text, entry, budget)))
+            _write_frame(self.to, request)
             waiter = select.poll()  # not select(): descriptors may be past 1024
             waiter.register(self.back, select.POLLIN)
             deadline = time.monotonic() + wall
