@@ -313,3 +313,29 @@ def test_inputs_re_run_one_by_one_cost_the_parent_linear_work(env: Any, tmp_path
     assert res.status == "pass", res  # within EvalPlus' tolerance, every input alone is fast
     assert sizes.count(1) > 900, sizes[:20]  # it did make the checker re-run inputs alone
     assert parent < 4.0, parent
+
+
+def test_8_a_harness_holding_descriptors_past_1024_still_grades(tmp_path: Path) -> None:
+    """select() refuses descriptors past 1024, and a harness beside an in-process engine (or
+    with many files open) holds that many: the sandbox's own sockets then landed past it and
+    every answer crashed the run with ValueError (found reading session 6's change)."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"this machine allows {hard} open files: the case cannot be built")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert max(held) >= 1024
+        checker, add, expected = add_checker(tmp_path, SandboxLimits(memory_bytes=1 << 30))
+        try:
+            assert checker.check(add, HONEST, expected).status == "pass"
+            assert checker.check(add, "def add(x, y):\n    return x - y\n", expected).base == "fail"
+        finally:
+            checker.executor.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

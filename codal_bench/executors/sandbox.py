@@ -24,7 +24,6 @@ import hashlib
 import marshal
 import os
 import queue
-import select
 import shutil
 import signal
 import socket
@@ -44,6 +43,7 @@ from codal_bench.executors.session import (
     SandboxUnavailable,
     Session,
     parse_lines,
+    readable,
     tail,
     tail_of,
     watch_output,
@@ -262,7 +262,7 @@ class SandboxExecutor:
             theirs.close()
         z = self._zygotes[slot] = _Zygote(proc, ours, err)
         # It says "ready" once it runs; anything else means no sandbox can be built here.
-        if not select.select([ours], [], [], 30.0)[0] or ours.recv(16) != b"ready":
+        if not readable(ours, 30.0) or ours.recv(16) != b"ready":
             why = (self._discard_zygote(slot) or "no answer in 30 s").strip()
             if self.rootless and "namespace" in why.lower():
                 why += (
@@ -295,7 +295,7 @@ class SandboxExecutor:
     def _finish(self, slot: int, z: _Zygote, backstop: float) -> tuple[int, float, bool, str]:
         """The zygote's report on the answer once its namespaces are gone. A zygote with no
         report by `backstop` is stopped, which takes every namespace under it along."""
-        if z.sock.fileno() >= 0 and select.select([z.sock], [], [], backstop)[0]:
+        if z.sock.fileno() >= 0 and readable(z.sock, backstop):
             try:
                 code, cpu, failed, why = marshal.loads(z.sock.recv(256))
                 return int(code), float(cpu), bool(failed), str(why)

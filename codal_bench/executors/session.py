@@ -53,6 +53,15 @@ def parse_lines(out: bytes) -> tuple[list[Any], int]:
     return outputs, bad
 
 
+def readable(obj: Any, timeout: float) -> bool:
+    """Whether `obj` (a descriptor or anything with `fileno()`) becomes readable, or hangs up,
+    within `timeout` seconds. poll, not select: select() refuses descriptors past 1024, which a
+    harness holds beside an in-process engine or with many files open."""
+    waiter = select.poll()
+    waiter.register(obj, select.POLLIN)
+    return bool(waiter.poll(max(0.0, timeout) * 1000))
+
+
 def tail_of(f: Any) -> str:
     """The last characters a file holds, reading no more than those."""
     size = os.fstat(f.fileno()).st_size
@@ -64,7 +73,7 @@ def watch_output(sock: int, fd: int, watch: Callable[[bytes], None]) -> None:
     `watch` a few times a second."""
     seen = 0
     while True:
-        ready, _, _ = select.select([sock], [], [], 0.25)
+        ready = readable(sock, 0.25)
         size = os.fstat(fd).st_size
         if size > seen:  # pread: the child shares this file's offset
             chunk = os.pread(fd, min(size - seen, 1 << 20), seen)
@@ -138,7 +147,7 @@ class Session:
     def _read(self, n: int, timeout: float) -> bytes | None:
         buf = bytearray()
         while len(buf) < n:
-            if not select.select([self._sock], [], [], timeout)[0]:
+            if not readable(self._sock, timeout):
                 return None
             chunk = self._sock.recv(n - len(buf))
             if not chunk:

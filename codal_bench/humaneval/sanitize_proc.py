@@ -24,16 +24,15 @@ import json
 import marshal
 import os
 import queue
-import select
 import signal
 import struct
 import subprocess
 import sys
 import threading
-import time
 import types
 from typing import Any
 
+from ..executors.session import readable
 from .sanitize_fast import BUDGET_S
 
 MEMORY_BYTES = 4 << 30  # a worker's address space: tree-sitter's tree of a few MB of text fits
@@ -91,13 +90,9 @@ class _Worker:
             return "error", f"the answer is too large to sanitize ({len(text)} characters)"
         try:
             _write_frame(self.to, request)
-            waiter = select.poll()  # not select(): descriptors may be past 1024
-            waiter.register(self.back, select.POLLIN)
-            deadline = time.monotonic() + wall
-            while not waiter.poll(max(0.0, deadline - time.monotonic()) * 1000):
-                if time.monotonic() >= deadline:
-                    self.kill()
-                    return "error", f"the sanitizer gave no answer within {wall:g} s"
+            if not readable(self.back, wall):
+                self.kill()
+                return "error", f"the sanitizer gave no answer within {wall:g} s"
             (size,) = _HEAD.unpack(_read_exact(self.back, _HEAD.size))
             kind, value, retiring = marshal.loads(_read_exact(self.back, size))
             if retiring:  # it exits after this reply: no other answer may be sent to it
