@@ -339,3 +339,21 @@ def test_8_a_harness_holding_descriptors_past_1024_still_grades(tmp_path: Path) 
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_9_a_wait_longer_than_poll_takes_still_works() -> None:
+    """poll() takes at most 2**31-1 ms; preparing ~120 problems at once gives the sandbox a
+    longer limit than that, which raised OverflowError and left a report for the next run
+    (red team 8)."""
+    import socket
+
+    from codal_bench.executors.session import readable
+
+    a, b = socket.socketpair()
+    try:
+        assert not readable(a, 0.05)
+        b.send(b"x")
+        assert readable(a, 1e7)  # 116 days
+    finally:
+        a.close()
+        b.close()

@@ -295,12 +295,15 @@ class SandboxExecutor:
     def _finish(self, slot: int, z: _Zygote, backstop: float) -> tuple[int, float, bool, str]:
         """The zygote's report on the answer once its namespaces are gone. A zygote with no
         report by `backstop` is stopped, which takes every namespace under it along."""
-        if z.sock.fileno() >= 0 and readable(z.sock, backstop):
-            try:
+        try:
+            if z.sock.fileno() >= 0 and readable(z.sock, backstop):
                 code, cpu, failed, why = marshal.loads(z.sock.recv(256))
                 return int(code), float(cpu), bool(failed), str(why)
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+        except BaseException:  # its report unread: this zygote would hand it to the next run
+            self._discard_zygote(slot)
+            raise
         why = self._discard_zygote(slot) or "no report"
         raise SandboxUnavailable(f"the sandbox stopped: {why.strip()}")
 

@@ -15,6 +15,7 @@ import os
 import select
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,13 @@ def readable(obj: Any, timeout: float) -> bool:
     harness holds beside an in-process engine or with many files open."""
     waiter = select.poll()
     waiter.register(obj, select.POLLIN)
-    return bool(waiter.poll(max(0.0, timeout) * 1000))
+    deadline = time.monotonic() + timeout
+    while True:  # poll() takes at most 2**31-1 ms; a generous limit may be longer (red team 8)
+        left = deadline - time.monotonic()
+        if waiter.poll(min(max(0.0, left), 86400.0) * 1000):
+            return True
+        if left <= 86400.0:
+            return False
 
 
 def tail_of(f: Any) -> str:
